@@ -1,0 +1,74 @@
+"""`evaluate --format table`: the evaluation for a person at a terminal."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+_MARK = {True: "[green]met[/]", False: "[red]BREACH[/]", None: "[dim]n/a[/]"}
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _hours(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f} h"
+
+
+def render(doc: dict[str, Any], console: Console) -> None:
+    """Figures per exporter and market, network size, alerts, rejected lines, data quality."""
+    console.print(f"[bold]As of[/] {doc['as_of']}   policy {', '.join(doc['policy_versions'])}")
+
+    figures = Table(title="Compliance by exporter and market", header_style="bold")
+    for column in ("exporter", "market", "48h ratio", "ok/late/pend/wdr", "p50", "p95",
+                   "parts rate", "parts", "rescue outlets", "coverage"):
+        figures.add_column(column, justify="right" if column not in ("exporter", "market") else "left")
+    for row in doc["figures"]:
+        r, p, c = row["response_48h"], row["parts_inventory"], row["emergency_coverage"]
+        coverage = _MARK[c["covered"]] if c["major_market"] else ("covered" if c["covered"] else "[dim]—[/]")
+        figures.add_row(
+            row["exporter_id"], row["market"] + (" *" if c["major_market"] else ""), _pct(r["ratio"]),
+            f"{r['compliant']}/{r['breached']}/{r['pending']}/{r['withdrawn']}", _hours(r["p50_hours"]),
+            _hours(r["p95_hours"]), _pct(p["rate"]), _MARK[p["compliant"]],
+            f"{c['rescue_outlets']}/{c['active_outlets']}", coverage)
+    console.print(figures)
+    console.print("[dim]* major export market; outlets shown as rescue-capable/active[/]")
+
+    network = Table(title="Network size", header_style="bold")
+    for column in ("exporter", "active outlets", "required", "verdict"):
+        network.add_column(column)
+    for row in doc["exporters"]:
+        n = row["network_size"]
+        network.add_row(row["exporter_id"], str(n["active_outlets"]),
+                        "—" if n["required"] is None else str(n["required"]), _MARK[n["compliant"]])
+    console.print(network)
+
+    tally = Counter((a["obligation"], a["severity"], a["status"]) for a in doc["alerts"])
+    alerts = Table(title=f"Alerts ({len(doc['alerts'])})", header_style="bold")
+    for column in ("obligation", "severity", "open", "resolved"):
+        alerts.add_column(column)
+    for obligation, severity in sorted({(o, s) for o, s, _ in tally}):
+        alerts.add_row(obligation, severity, str(tally[(obligation, severity, "open")]),
+                       str(tally[(obligation, severity, "resolved")]))
+    console.print(alerts)
+
+    open_breaches = [a for a in doc["alerts"] if a["status"] == "open" and a["severity"] == "breach"]
+    if open_breaches:
+        latest = Table(title=f"Open breaches (latest 15 of {len(open_breaches)})", header_style="bold")
+        for column in ("opened at", "exporter", "market", "obligation", "subject"):
+            latest.add_column(column)
+        for a in open_breaches[-15:]:
+            latest.add_row(a["opened_at"], a["exporter_id"], a["market"] or "—", a["obligation"], a["subject"])
+        console.print(latest)
+
+    if doc["rejected"]:
+        console.print(f"[yellow]{len(doc['rejected'])} rejected line(s)[/], first ones:")
+        for entry in doc["rejected"][:10]:
+            console.print(f"  {entry['source']}: {entry['reason']}", highlight=False, markup=False)
+    if doc["data_quality"]:
+        kinds = Counter(issue["kind"] for issue in doc["data_quality"])
+        console.print("[yellow]data quality:[/] " + ", ".join(f"{k} ×{n}" for k, n in sorted(kinds.items())))

@@ -1,0 +1,72 @@
+"""Registry and policy files (YAML or JSON): read, validated, or refused with file, field, reason."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from monitor.contracts.errors import explain
+from monitor.contracts.policy import PolicyFile
+from monitor.contracts.registry import ExporterRegistration
+
+EXAMPLES = Path(__file__).parent / "examples"
+_REGISTRY = TypeAdapter(list[ExporterRegistration])
+
+
+class ConfigFileError(ValueError):
+    """A registry or policy file that cannot be used; says which file, which field, and why."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _read(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigFileError(path, f"cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigFileError(path, "is not UTF-8 text") from None
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigFileError(path, f"is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
+                                    f"{exc}") from None
+
+
+def load_registry(path: Path) -> dict[str, ExporterRegistration]:
+    """Exporters by id, from a list of ExporterRegistration (or {"exporters": [...]})."""
+    data = _read(path)
+    if isinstance(data, dict) and "exporters" in data:
+        data = data["exporters"]
+    try:
+        registrations = _REGISTRY.validate_python(data)
+    except ValidationError as exc:
+        reason, _ = explain(exc)
+        raise ConfigFileError(path, reason) from None
+    seen: dict[str, ExporterRegistration] = {}
+    for index, registration in enumerate(registrations):
+        if registration.exporter_id in seen:
+            raise ConfigFileError(path, f"[{index}].exporter_id {registration.exporter_id!r} is registered twice")
+        seen[registration.exporter_id] = registration
+    return seen
+
+
+def load_policy(path: Path) -> PolicyFile:
+    """Policy versions from a file holding one version or a list of them."""
+    data = _read(path)
+    if isinstance(data, dict):
+        data = [data]
+    try:
+        return PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        reason, _ = explain(exc)
+        raise ConfigFileError(path, reason) from None

@@ -1,0 +1,372 @@
+"""Where events become figures and alerts.
+
+The engine is fed instants in event-time order: every event occurring at one instant,
+then the next instant. Before an instant it fires the timers that fell due (an outlet
+going stale, a policy version taking effect); after it, it judges the state obligations
+the instant touched and opens or resolves their alerts at that event time. Ticket
+cycles are judged from each ticket's own events at the end, as of "now".
+
+The state is keyed the way the input topics are partitioned (ticket, depot's market,
+outlet's exporter), so a stream worker can hold each piece in a table of its own.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.contracts.events import OutletStatusEvent, PartsStockReport, ServiceTicketEvent
+from monitor.contracts.outputs import Obligation, Severity
+from monitor.contracts.registry import ExporterRegistration, Role
+from monitor.obligations.alerts import AlertRecord
+from monitor.obligations.inventory import MarketStock
+from monitor.obligations.outlets import ExporterOutlets
+from monitor.obligations.policy import PolicyBook, Thresholds
+from monitor.obligations.quality import Finding
+from monitor.obligations.response import Cycle, TicketLedger, TicketStep, cycle_alerts, response_figure, ticket_cycles
+from monitor.obligations.timebase import Micros, licence_window, stamp
+
+InputEvent = ServiceTicketEvent | PartsStockReport | OutletStatusEvent
+
+_POLICY_CHANGE, _OUTLET_STALE = 0, 1  # at one instant, a new policy applies before staleness is judged
+
+
+@dataclass(slots=True)
+class ExporterBook:
+    """Everything known about one exporter's network."""
+
+    exporter_id: str
+    registration: ExporterRegistration | None
+    wmis: frozenset[str]
+    markets: dict[str, MarketStock] = field(default_factory=dict)  # every market in scope
+    outlets: ExporterOutlets = field(default_factory=ExporterOutlets)
+    monitored_from: Micros | None = None  # its first event; nothing is judged before
+
+    @property
+    def major_markets(self) -> frozenset[str]:
+        return frozenset(self.registration.major_markets) if self.registration else frozenset()
+
+    @property
+    def accountable(self) -> list[str]:
+        """The exporter, and for a distributor the automakers that answer for it jointly."""
+        if self.registration is None or self.registration.role is not Role.authorised_distributor:
+            return [self.exporter_id]
+        return [self.exporter_id, *self.registration.authorised_by]
+
+
+@dataclass(slots=True)
+class Judgement:
+    """Everything the engine concluded as of one instant."""
+
+    as_of: Micros
+    figures: list[dict[str, Any]]
+    exporters: list[dict[str, Any]]
+    alerts: list[AlertRecord]
+    findings: list[Finding]
+    policy_versions: list[str]
+    accountable: dict[str, list[str]]
+
+
+class ComplianceEngine:
+    """The obligation rules of OBLIGATIONS.md over one registry and one policy."""
+
+    def __init__(self, registry: Mapping[str, ExporterRegistration], policy: PolicyBook) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.books: dict[str, ExporterBook] = {}
+        self.tickets: dict[tuple[str, str], TicketLedger] = {}
+        self.now: Micros | None = None
+        self._first_event: Micros | None = None
+        self._state_alerts: list[AlertRecord] = []
+        self._open: dict[tuple[str, Obligation, str | None, str], AlertRecord] = {}
+        self._facts: set[tuple[str, str | None, str]] = set()
+        self._dirty: dict[tuple[str, str | None], dict[str, Any]] = {}  # (exporter, market|None) -> cause
+        self._timers: list[tuple[Micros, int, int, str, str]] = []
+        self._timer_seq = 0
+        for change in policy.changes():
+            self._schedule(change.effective_from, _POLICY_CHANGE, "", change.version)
+        for exporter_id in registry:
+            self._book(exporter_id)
+
+    # ---- feeding -------------------------------------------------------------------------
+
+    def apply_instant(self, at: Micros, events: Iterable[InputEvent]) -> None:
+        """Apply every event that occurred at instant `at`, then judge what they touched."""
+        if self.now is not None and at < self.now:
+            raise ValueError(f"instants must come in event-time order: {at} is before {self.now}")
+        self.advance(at)
+        if self._first_event is None:
+            self._first_event = at
+        rules = self.policy.at(at)
+        for event in events:
+            book = self._book(event.exporter_id)
+            self._start_monitoring(book, at)
+            self._check_authorisation(book, event, at, rules)
+            self._enter_market(book, event.market, at, {"event_id": event.event_id})
+            if isinstance(event, ServiceTicketEvent):
+                self._ticket(book, event, at)
+            elif isinstance(event, PartsStockReport):
+                self._stock(book, event, at)
+            else:
+                self._outlet(book, event, at, rules)
+        self._settle(at)
+
+    def advance(self, until: Micros) -> None:
+        """Fire the timers that fall due before instant `until`, and policy changes at it.
+
+        Each earlier instant with timers is judged on its own; what changes at `until`
+        itself is judged with the events of `until` (or by `judge`).
+        """
+        while self._timers and self._due(until):
+            effective = self._timers[0][0]
+            while self._timers and self._timers[0][0] == effective and self._due(until):
+                _, kind, _, key, payload = heapq.heappop(self._timers)
+                if kind == _POLICY_CHANGE:
+                    self._policy_change(effective, payload)
+                else:
+                    self._outlet_stale(effective, key, payload)
+            if effective < until:
+                self._settle(effective)
+        self.now = until if self.now is None else max(self.now, until)
+
+    def _due(self, until: Micros) -> bool:
+        # a stale outlet is still active at exactly its expiry; a policy applies from its first instant
+        effective, kind = self._timers[0][0], self._timers[0][1]
+        return effective < until or (effective == until and kind == _POLICY_CHANGE)
+
+    # ---- the parts of an instant -------------------------------------------------------------
+
+    def _book(self, exporter_id: str) -> ExporterBook:
+        book = self.books.get(exporter_id)
+        if book is None:
+            registration = self.registry.get(exporter_id)
+            wmis = frozenset()
+            if registration is not None:
+                wmis = registration.wmis()
+                if registration.role is Role.authorised_distributor:
+                    for automaker in registration.authorised_by:
+                        if (principal := self.registry.get(automaker)) is not None:
+                            wmis |= principal.wmis()
+            book = self.books[exporter_id] = ExporterBook(exporter_id, registration, wmis)
+            for market in sorted(book.major_markets):
+                self._add_market(book, market)
+        return book
+
+    def _add_market(self, book: ExporterBook, market: str) -> MarketStock:
+        registration = book.registration
+        catalogue = registration.catalogue(market) if registration is not None else None
+        stock = book.markets[market] = MarketStock(catalogue, self.policy.at(self.now or 0).min_quantity)
+        return stock
+
+    def _start_monitoring(self, book: ExporterBook, at: Micros) -> None:
+        if book.monitored_from is None:
+            book.monitored_from = at
+            cause = {"monitoring_start": stamp(at)}
+            for market in book.markets:
+                self._dirty[(book.exporter_id, market)] = cause
+            self._dirty[(book.exporter_id, None)] = cause
+
+    def _enter_market(self, book: ExporterBook, market: str, at: Micros, cause: dict[str, Any]) -> None:
+        if market not in book.markets:
+            self._add_market(book, market)
+            self._dirty[(book.exporter_id, market)] = {**cause, "market_first_seen": stamp(at)}
+
+    def _ticket(self, book: ExporterBook, event: ServiceTicketEvent, at: Micros) -> None:
+        key = (event.exporter_id, event.ticket_id)
+        ledger = self.tickets.get(key)
+        if ledger is None:
+            ledger = self.tickets[key] = TicketLedger(event.ticket_id)
+        ledger.add(TicketStep.make(at, event.event_id, event.type, event.exporter_id, event.market, event.vin))
+
+    def _stock(self, book: ExporterBook, event: PartsStockReport, at: Micros) -> None:
+        stock = book.markets[event.market]
+        lines = ((line.part_number, line.quantity_on_hand) for line in event.lines)
+        if stock.report(at, event.event_id, event.depot_id, lines):
+            self._dirty[(book.exporter_id, event.market)] = {
+                "event_id": event.event_id, "depot_id": event.depot_id,
+                "occurred_at": stamp(at)}
+
+    def _outlet(self, book: ExporterBook, event: OutletStatusEvent, at: Micros, rules: Thresholds) -> None:
+        outlet, touched = book.outlets.status(at, event.event_id, event.outlet_id, event.market,
+                                              event.status, event.capabilities, rules.stale_after)
+        if outlet is None:
+            return
+        self._schedule(outlet.expires_at, _OUTLET_STALE, book.exporter_id, outlet.outlet_id)
+        cause = {"event_id": event.event_id, "outlet_id": event.outlet_id, "status": event.status.value,
+                 "occurred_at": stamp(at)}
+        for market in touched:
+            self._dirty[(book.exporter_id, market)] = cause
+        self._dirty[(book.exporter_id, None)] = cause
+
+    def _outlet_stale(self, at: Micros, exporter_id: str, outlet_id: str) -> None:
+        book = self.books[exporter_id]
+        market = book.outlets.expire(outlet_id, at)
+        if market is not None:
+            cause = {"outlet_id": outlet_id, "stale_since": stamp(at),
+                     "last_status_at": stamp(book.outlets.outlets[outlet_id].last_seen)}
+            self._dirty[(exporter_id, market)] = cause
+            self._dirty[(exporter_id, None)] = cause
+
+    def _policy_change(self, at: Micros, version: str) -> None:
+        rules = self.policy.at(at)
+        cause = {"policy_version": version, "effective_from": stamp(at)}
+        for book in self.books.values():
+            for market, stock in book.markets.items():
+                stock.rescore(rules.min_quantity)
+                self._dirty[(book.exporter_id, market)] = cause
+            for outlet in book.outlets.restale(at, rules.stale_after):
+                self._schedule(outlet.expires_at, _OUTLET_STALE, book.exporter_id, outlet.outlet_id)
+            self._dirty[(book.exporter_id, None)] = cause
+
+    def _schedule(self, at: Micros, kind: int, key: str, payload: str) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (at, kind, self._timer_seq, key, payload))
+
+    # ---- judging state obligations at an instant ---------------------------------------------
+
+    def _settle(self, at: Micros) -> None:
+        if not self._dirty:
+            return
+        rules = self.policy.at(at)
+        for (exporter_id, market), cause in self._dirty.items():
+            book = self.books[exporter_id]
+            if book.monitored_from is None or book.registration is None:
+                continue
+            if market is None:
+                self._judge_network(book, at, rules, cause)
+                continue
+            stock = book.markets[market]
+            if stock.catalogue:
+                self._observe(book, Obligation.parts_inventory, market, market, at, rules,
+                              not stock.compliant(rules.min_rate),
+                              lambda stock=stock, cause=cause: {**stock.evidence(rules.min_rate), "cause": cause})
+            if market in book.major_markets:
+                self._observe(book, Obligation.emergency_coverage, market, market, at, rules,
+                              book.outlets.rescue[market] == 0,
+                              lambda book=book, market=market, cause=cause: {
+                                  **book.outlets.coverage_evidence(market, at), "cause": cause})
+        self._dirty.clear()
+
+    def _judge_network(self, book: ExporterBook, at: Micros, rules: Thresholds, cause: dict[str, Any]) -> None:
+        category = book.registration.category if book.registration else None
+        required = rules.min_outlets.get(category) if category else None
+        if required is None:
+            return
+        self._observe(book, Obligation.network_size, None, "network", at, rules,
+                      book.outlets.active_total < required,
+                      lambda: {"active_outlets": book.outlets.active_total, "required": required,
+                               "category": category,
+                               "cause": cause})
+
+    def _observe(self, book: ExporterBook, obligation: Obligation, market: str | None, subject: str,
+                 at: Micros, rules: Thresholds, breached: bool, evidence: Callable[[], dict[str, Any]]) -> None:
+        key = (book.exporter_id, obligation, market, subject)
+        current = self._open.get(key)
+        if breached and current is None:
+            alert = AlertRecord(book.exporter_id, market, obligation, Severity.breach, subject, at,
+                                rules.version, evidence())
+            self._open[key] = alert
+            self._state_alerts.append(alert)
+        elif not breached and current is not None:
+            current.resolved_at = at
+            current.evidence["resolved_by"] = evidence()["cause"]
+            del self._open[key]
+
+    # ---- authorisation ---------------------------------------------------------------------
+
+    def _check_authorisation(self, book: ExporterBook, event: InputEvent, at: Micros, rules: Thresholds) -> None:
+        first = {"event_id": event.event_id, "occurred_at": stamp(at)}
+        registration = book.registration
+        if registration is None:
+            self._fact(book, None, "registration", at, rules,
+                       {"reason": "the exporter is not registered", "first_event": first})
+            return
+        licence = registration.licence
+        if licence is None:
+            self._fact(book, None, "licence:none", at, rules,
+                       {"reason": "the registration has no licence", "first_event": first})
+        else:
+            start, end = licence_window(licence.valid_from, licence.valid_to)
+            if not start <= at < end:
+                side = "not_yet_valid" if at < start else "expired"
+                self._fact(book, None, f"licence:{licence.number}:{side}", at, rules, {
+                    "reason": f"licence {licence.number} is not valid at the event's time ({side})",
+                    "valid_from": stamp(start), "valid_until": stamp(end),
+                    "first_event": first})
+        if isinstance(event, ServiceTicketEvent) and event.vin[:3] not in book.wmis:
+            self._fact(book, event.market, f"{event.ticket_id}/{event.vin}", at, rules, {
+                "reason": "the VIN's manufacturer code is not among the exporter's authorised brands",
+                "ticket_id": event.ticket_id, "vin": event.vin, "wmi": event.vin[:3],
+                "authorised_wmis": sorted(book.wmis), "first_event": first})
+
+    def _fact(self, book: ExporterBook, market: str | None, subject: str, at: Micros, rules: Thresholds,
+              evidence: dict[str, Any]) -> None:
+        key = (book.exporter_id, market, subject)
+        if key not in self._facts:
+            self._facts.add(key)
+            self._state_alerts.append(AlertRecord(book.exporter_id, market, Obligation.authorisation,
+                                                  Severity.breach, subject, at, rules.version, evidence))
+
+    # ---- conclusions ------------------------------------------------------------------------
+
+    def judge(self, as_of: Micros, window: tuple[Micros | None, Micros | None] = (None, None)) -> Judgement:
+        """Every figure and alert as of `as_of` (after the last instant fed)."""
+        self.advance(as_of)
+        self._settle(as_of)
+        rules = self.policy.at(as_of)
+        findings: list[Finding] = []
+        cycles_by_market: dict[tuple[str, str], list[Cycle]] = defaultdict(list)
+        alerts = [a for a in self._state_alerts if a.opened_at <= as_of]
+        versions = {a.policy_version for a in alerts}
+        for ledger in self.tickets.values():
+            cycles, problems = ticket_cycles(ledger, self.policy, as_of)
+            findings.extend(problems)
+            for cycle in cycles:
+                cycles_by_market[(cycle.exporter_id, cycle.market)].append(cycle)
+                versions.add(cycle.policy_version)
+                alerts.extend(cycle_alerts(cycle, as_of))
+
+        figures, exporters = [], []
+        for exporter_id in sorted(self.books):
+            book = self.books[exporter_id]
+            if book.monitored_from is None:
+                findings.append(Finding("silent_exporter", exporter_id, exporter_id,
+                                        "registered, but no event from it; nothing judged over time"))
+            for market in sorted(book.markets):
+                stock = book.markets[market]
+                if stock.catalogue is not None and not stock.catalogue:
+                    findings.append(Finding("empty_catalogue", exporter_id, market,
+                                            "no common-malfunction parts registered for this market"))
+                figures.append({
+                    "exporter_id": exporter_id,
+                    "market": market,
+                    "response_48h": response_figure(cycles_by_market.get((exporter_id, market), ()), window),
+                    "parts_inventory": stock.figure(rules.min_rate),
+                    "emergency_coverage": {
+                        "active_outlets": book.outlets.active[market],
+                        "rescue_outlets": book.outlets.rescue[market],
+                        "covered": book.outlets.rescue[market] > 0,
+                        "major_market": market in book.major_markets,
+                    },
+                })
+            required = rules.min_outlets.get(book.registration.category) if book.registration else None
+            active = book.outlets.active_total
+            exporters.append({"exporter_id": exporter_id, "network_size": {
+                "active_outlets": active, "required": required,
+                "compliant": None if required is None else active >= required}})
+
+        if self._first_event is not None:
+            versions.update(self.policy.in_force_between(self._first_event, as_of))
+        alerts.sort(key=lambda a: (a.opened_at, a.exporter_id, a.obligation.value, a.subject, a.severity.value))
+        return Judgement(
+            as_of=as_of,
+            figures=figures,
+            exporters=exporters,
+            alerts=alerts,
+            findings=findings,
+            policy_versions=sorted(versions),
+            accountable={exporter_id: book.accountable for exporter_id, book in self.books.items()},
+        )

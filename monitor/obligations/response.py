@@ -1,0 +1,247 @@
+"""48-hour maintenance response: ticket cycles, their outcomes, warnings and breaches.
+
+A ticket's outcome is a pure function of its events and "now", recomputed from the
+ticket's own (small) event list, so late and out-of-order events need no special case.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from monitor.contracts.events import TicketEventType
+from monitor.contracts.outputs import Obligation, Severity
+from monitor.obligations.alerts import AlertRecord
+from monitor.obligations.policy import PolicyBook
+from monitor.obligations.quality import Finding
+from monitor.obligations.timebase import Micros, hours, stamp
+
+# Order of a ticket's events at one instant: a cycle starts before it can be answered,
+# and a resolution closes a cycle before a reopening starts the next.
+_RANK = {
+    TicketEventType.opened: 0,
+    TicketEventType.responded: 1,
+    TicketEventType.resolved: 2,
+    TicketEventType.cancelled: 3,
+    TicketEventType.reopened: 4,
+}
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class TicketStep:
+    """One ticket event, reduced to what the rules need; ordered as the rules read them."""
+
+    at: Micros
+    rank: int
+    event_id: str
+    type: TicketEventType = field(compare=False)
+    exporter_id: str = field(compare=False)
+    market: str = field(compare=False)
+    vin: str = field(compare=False)
+
+    @classmethod
+    def make(cls, at: Micros, event_id: str, type_: TicketEventType, exporter_id: str, market: str,
+             vin: str) -> TicketStep:
+        return cls(at, _RANK[type_], event_id, type_, exporter_id, market, vin)
+
+    def evidence(self) -> dict[str, str]:
+        return {"event_id": self.event_id, "type": self.type.value,
+                "occurred_at": stamp(self.at)}
+
+
+class Outcome(StrEnum):
+    compliant = "compliant"
+    breached = "breached"
+    withdrawn = "withdrawn"
+    pending = "pending"
+
+
+@dataclass(slots=True)
+class Cycle:
+    ticket_id: str
+    number: int
+    start: TicketStep
+    deadline: Micros
+    warn_at: Micros
+    policy_version: str
+    answer: TicketStep | None
+    cancel: TicketStep | None
+    outcome: Outcome
+
+    @property
+    def exporter_id(self) -> str:
+        return self.start.exporter_id
+
+    @property
+    def market(self) -> str:
+        return self.start.market
+
+    @property
+    def subject(self) -> str:
+        return f"{self.ticket_id}#{self.number}"
+
+    @property
+    def response_hours(self) -> float | None:
+        """Hours from start to answer, for answered cycles (compliant or late)."""
+        if self.answer is None or self.outcome not in (Outcome.compliant, Outcome.breached):
+            return None
+        return hours(self.answer.at - self.start.at)
+
+    def closed_at(self) -> Micros | None:
+        """When the cycle stopped waiting: its answer or its cancellation, whichever came first."""
+        closers = [step.at for step in (self.answer, self.cancel) if step is not None]
+        return min(closers) if closers else None
+
+
+class TicketLedger:
+    """Every event of one ticket, de-duplicated by event_id, kept in rule order."""
+
+    __slots__ = ("_ids", "steps", "ticket_id")
+
+    def __init__(self, ticket_id: str) -> None:
+        self.ticket_id = ticket_id
+        self.steps: list[TicketStep] = []
+        self._ids: set[str] = set()
+
+    def add(self, step: TicketStep) -> bool:
+        """Record an event; False when its event_id was already seen."""
+        if step.event_id in self._ids:
+            return False
+        self._ids.add(step.event_id)
+        bisect.insort(self.steps, step)
+        return True
+
+
+def ticket_cycles(
+    ledger: TicketLedger, policy: PolicyBook, now: Micros
+) -> tuple[list[Cycle], list[Finding]]:
+    """The ticket's cycles with their outcomes as of `now`, and any inconsistent data.
+
+    Only steps at or before `now` exist for this judgement.
+    """
+    steps = [s for s in ledger.steps if s.at <= now]
+    findings: list[Finding] = []
+    starts: list[int] = []
+    state = None  # None before any cycle, then "open", "resolved" or "cancelled"
+    for index, step in enumerate(steps):
+        kind = step.type
+        if kind is TicketEventType.opened:
+            if state == "open":
+                findings.append(Finding("duplicate_open", step.exporter_id, ledger.ticket_id,
+                                        "opened again while a cycle was open; ignored", [step.event_id]))
+                continue
+            starts.append(index)
+            state = "open"
+        elif kind is TicketEventType.reopened:
+            if state != "resolved":
+                findings.append(Finding("reopen_without_resolution", step.exporter_id, ledger.ticket_id,
+                                        "reopened while not resolved; starts no cycle", [step.event_id]))
+                continue
+            starts.append(index)
+            state = "open"
+        elif kind is TicketEventType.resolved and state == "open":
+            state = "resolved"
+        elif kind is TicketEventType.cancelled and state == "open":
+            state = "cancelled"
+
+    first_start = starts[0] if starts else len(steps)
+    early = [s.event_id for s in steps[:first_start]
+             if s.type in (TicketEventType.responded, TicketEventType.resolved)]
+    if early:
+        findings.append(Finding("answer_before_cycle_start", steps[0].exporter_id, ledger.ticket_id,
+                                "an answer precedes every cycle start of the ticket", early))
+
+    cycles = []
+    for number, begin in enumerate(starts, start=1):
+        end = starts[number] if number < len(starts) else len(steps)
+        cycles.append(_judge(ledger.ticket_id, number, steps[begin], steps[begin + 1 : end], policy, now))
+    return cycles, findings
+
+
+def _judge(ticket_id: str, number: int, start: TicketStep, window: Sequence[TicketStep],
+           policy: PolicyBook, now: Micros) -> Cycle:
+    rules = policy.at(start.at)
+    deadline = start.at + rules.deadline
+    responded = next((s for s in window if s.type is TicketEventType.responded), None)
+    resolution = next((s for s in window if s.type is TicketEventType.resolved), None)
+    answer = responded or resolution
+    # a cancellation counts only while the cycle is open, i.e. before its resolution
+    cancel = next((s for s in window if s.type is TicketEventType.cancelled
+                   and (resolution is None or s < resolution)), None)
+    if answer is not None and cancel is not None:
+        if answer.at <= cancel.at:
+            cancel = None  # answered first (or at the same instant): the cancellation changes nothing
+        else:
+            answer = None  # withdrawn before any answer
+
+    if answer is not None:
+        outcome = Outcome.compliant if answer.at <= deadline else Outcome.breached
+    elif cancel is not None:
+        outcome = Outcome.withdrawn if cancel.at <= deadline else Outcome.breached
+    else:
+        outcome = Outcome.pending if deadline > now else Outcome.breached
+    return Cycle(ticket_id, number, start, deadline, start.at + rules.warn_at, rules.version,
+                 answer, cancel, outcome)
+
+
+def cycle_alerts(cycle: Cycle, now: Micros) -> list[AlertRecord]:
+    """The warning and breach alerts a cycle has raised by `now`, with their status."""
+    alerts = []
+    closed = cycle.closed_at()
+    base = {
+        "ticket_id": cycle.ticket_id,
+        "cycle": cycle.number,
+        "vin": cycle.start.vin,
+        "start": cycle.start.evidence(),
+        "deadline": stamp(cycle.deadline),
+        "answer": cycle.answer.evidence() if cycle.answer else None,
+        "cancellation": cycle.cancel.evidence() if cycle.cancel else None,
+    }
+    if now >= cycle.warn_at and (closed is None or closed > cycle.warn_at):
+        warning = AlertRecord(cycle.exporter_id, cycle.market, Obligation.response_48h, Severity.warning,
+                              cycle.subject, cycle.warn_at, cycle.policy_version,
+                              {**base, "at_risk_from": stamp(cycle.warn_at)})
+        end = cycle.deadline if closed is None else min(closed, cycle.deadline)
+        warning.resolved_at = end if end <= now else None
+        alerts.append(warning)
+    if cycle.outcome is Outcome.breached:
+        breach = AlertRecord(cycle.exporter_id, cycle.market, Obligation.response_48h, Severity.breach,
+                             cycle.subject, cycle.deadline, cycle.policy_version,
+                             {**base, "response_hours": cycle.response_hours})
+        breach.resolved_at = closed if closed is not None and closed <= now else None
+        alerts.append(breach)
+    return alerts
+
+
+def percentile(sorted_values: Sequence[float], share: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default method)."""
+    position = (len(sorted_values) - 1) * share
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def response_figure(cycles: Iterable[Cycle], window: tuple[Micros | None, Micros | None]) -> dict:
+    """Counts, ratio and response-hour percentiles of the cycles starting in `window`."""
+    low, high = window
+    counts = dict.fromkeys(Outcome, 0)
+    answered = []
+    for cycle in cycles:
+        if (low is not None and cycle.start.at < low) or (high is not None and cycle.start.at > high):
+            continue
+        counts[cycle.outcome] += 1
+        if (value := cycle.response_hours) is not None:
+            answered.append(value)
+    judged = counts[Outcome.compliant] + counts[Outcome.breached]
+    answered.sort()
+    return {
+        "compliant": counts[Outcome.compliant],
+        "breached": counts[Outcome.breached],
+        "withdrawn": counts[Outcome.withdrawn],
+        "pending": counts[Outcome.pending],
+        "ratio": counts[Outcome.compliant] / judged if judged else None,
+        "p50_hours": percentile(answered, 0.50) if answered else None,
+        "p95_hours": percentile(answered, 0.95) if answered else None,
+    }
