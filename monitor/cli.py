@@ -70,13 +70,13 @@ def main(verbose: int) -> None:
 def _progress_reporter(console: Console) -> Any:
     """Progress on stderr: a live bar on a terminal, a line every few seconds otherwise."""
     started = time.monotonic()
-    last = [0.0]
+    last = [0.0, -1.0]  # when it last reported, and how far it had got
 
     def report(done: int, total: int) -> None:
         now = time.monotonic()
-        if done < total and now - last[0] < (0.5 if console.is_terminal else 5.0):
+        if done == last[1] or (done < total and now - last[0] < (0.5 if console.is_terminal else 5.0)):
             return
-        last[0] = now
+        last[0], last[1] = now, done
         share = done / total if total else 1.0
         rate = done / max(now - started, 1e-9) / 1e6
         text = f"read {done / 1e6:,.1f} of {total / 1e6:,.1f} MB ({share:.0%}, {rate:,.1f} MB/s)"

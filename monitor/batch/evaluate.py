@@ -7,8 +7,10 @@ A bad line is reported with its file and line number and never stops the run.
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,13 +20,13 @@ from pydantic import ValidationError
 
 from monitor.contracts.errors import explain
 from monitor.contracts.lines import EVENT_LINE, RegistryLine
-from monitor.contracts.outputs import ComplianceAlert, Evaluation
 from monitor.contracts.policy import DEFAULT_POLICY, PolicyFile
 from monitor.contracts.registry import ExporterRegistration
+from monitor.obligations.alerts import AlertRecord
 from monitor.obligations.engine import ComplianceEngine, InputEvent, Judgement
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.quality import Finding
-from monitor.obligations.timebase import Micros, to_datetime, to_micros
+from monitor.obligations.timebase import Micros, stamp, to_micros
 
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes)
 RegistryInput = Mapping[str, ExporterRegistration] | Iterable[ExporterRegistration | Mapping[str, Any]]
@@ -39,13 +41,11 @@ class Intake:
     rejected: list[dict[str, str]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
-    def take(self, source: str, parse: Callable[[], Any]) -> None:
-        try:
-            message = parse()
-        except ValidationError as exc:
-            reason, _ = explain(exc, skip_tag=True)
-            self.rejected.append({"source": source, "reason": reason})
-            return
+    def reject(self, source: str, exc: ValidationError) -> None:
+        reason, _ = explain(exc, skip_tag=True)
+        self.rejected.append({"source": source, "reason": reason})
+
+    def take(self, message: Any, source: Callable[[], str]) -> None:
         if isinstance(message, RegistryLine):
             # the registry topic is compacted by exporter_id: the latest registration wins
             self.registrations[message.exporter_id] = ExporterRegistration.model_validate(
@@ -61,8 +61,22 @@ class Intake:
             self.findings.append(Finding(
                 "conflicting_duplicate", message.exporter_id, message.event_id,
                 f"two different messages share event_id {message.event_id!r}; kept the one at "
-                f"{to_datetime(keep[0]).isoformat()}, set aside the one at {to_datetime(drop[0]).isoformat()} "
-                f"({source})", [message.event_id]))
+                f"{stamp(keep[0])}, set aside the one at {stamp(drop[0])} ({source()})", [message.event_id]))
+
+
+@contextmanager
+def _batch_memory() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch builds up millions of acyclic objects.
+
+    Every collection would walk all of them again; they are freed by reference counting.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _registry(registry: RegistryInput) -> dict[str, ExporterRegistration]:
@@ -75,21 +89,6 @@ def _registry(registry: RegistryInput) -> dict[str, ExporterRegistration]:
     return result
 
 
-def _lines(paths: Sequence[Path], progress: Progress | None) -> Iterator[tuple[str, bytes]]:
-    total = sum(p.stat().st_size for p in paths)
-    done = 0
-    for path in paths:
-        with path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                done += len(raw)
-                if progress is not None and number % 50_000 == 0:
-                    progress(done, total)
-                if raw.strip():
-                    yield f"{path.name}:{number}", raw
-    if progress is not None:
-        progress(done, total)
-
-
 def evaluate_files(
     paths: Sequence[Path], *, registry: RegistryInput, policy: PolicyFile | None = None,
     as_of: datetime | None = None, window_from: datetime | None = None, window_to: datetime | None = None,
@@ -97,9 +96,26 @@ def evaluate_files(
 ) -> dict[str, Any]:
     """The `evaluate --format json` document for JSON-lines event files."""
     intake = Intake()
-    for source, raw in _lines(paths, progress):
-        intake.take(source, lambda raw=raw: EVENT_LINE.validate_json(raw))
-    return _conclude(intake, registry, policy, as_of, window_from, window_to)
+    validate = EVENT_LINE.validate_json
+    total = sum(p.stat().st_size for p in paths)
+    done = 0
+    with _batch_memory():
+        for path in paths:
+            with path.open("rb") as handle:
+                for number, raw in enumerate(handle, start=1):
+                    if number % 100_000 == 0 and progress is not None:
+                        progress(done + handle.tell(), total)
+                    try:
+                        message = validate(raw)
+                    except ValidationError as exc:
+                        if raw.strip():
+                            intake.reject(f"{path.name}:{number}", exc)
+                        continue
+                    intake.take(message, lambda path=path, number=number: f"{path.name}:{number}")
+            done += path.stat().st_size
+        if progress is not None:
+            progress(done, total)
+        return _conclude(intake, registry, policy, as_of, window_from, window_to)
 
 
 def evaluate_records(
@@ -109,7 +125,12 @@ def evaluate_records(
     """The same document for records already decoded (each an input event plus its "topic")."""
     intake = Intake()
     for number, record in enumerate(records, start=1):
-        intake.take(f"<records>:{number}", lambda record=record: EVENT_LINE.validate_python(record))
+        try:
+            message = EVENT_LINE.validate_python(record)
+        except ValidationError as exc:
+            intake.reject(f"<records>:{number}", exc)
+            continue
+        intake.take(message, lambda number=number: f"<records>:{number}")
     return _conclude(intake, registry, policy, as_of, window_from, window_to)
 
 
@@ -130,32 +151,35 @@ def _conclude(intake: Intake, registry: RegistryInput, policy: PolicyFile | None
                     findings=intake.findings)
 
 
-def alert_message(alert: Any, judgement: Judgement, raised_at: datetime | None = None) -> ComplianceAlert:
-    return ComplianceAlert(
-        alert_id=alert.alert_id, exporter_id=alert.exporter_id, market=alert.market, obligation=alert.obligation,
-        severity=alert.severity, status=alert.status_at(judgement.as_of), subject=alert.subject,
-        opened_at=to_datetime(alert.opened_at),
-        resolved_at=to_datetime(alert.resolved_at) if alert.status_at(judgement.as_of) == "resolved" else None,
-        raised_at=raised_at, renewal_relevant=alert.renewal_relevant, policy_version=alert.policy_version,
-        accountable=judgement.accountable.get(alert.exporter_id, [alert.exporter_id]), evidence=alert.evidence,
-    )
+def alert_message(alert: AlertRecord, judgement: Judgement, raised_at: datetime | None = None) -> dict[str, Any]:
+    """An alert as the ComplianceAlert message (plain JSON data), in its status at the judgement's time."""
+    status = alert.status_at(judgement.as_of)
+    return {
+        "alert_id": alert.alert_id, "exporter_id": alert.exporter_id, "market": alert.market,
+        "obligation": alert.obligation.value, "severity": alert.severity.value, "status": status,
+        "subject": alert.subject, "opened_at": stamp(alert.opened_at),
+        "resolved_at": stamp(alert.resolved_at) if status == "resolved" and alert.resolved_at is not None else None,
+        "raised_at": None if raised_at is None else stamp(to_micros(raised_at)),
+        "renewal_relevant": alert.renewal_relevant, "policy_version": alert.policy_version,
+        "accountable": judgement.accountable.get(alert.exporter_id, [alert.exporter_id]),
+        "evidence": alert.evidence,
+    }
 
 
 def document(judgement: Judgement, book: PolicyBook, *, as_of_known: bool, rejected: list[dict[str, str]],
              findings: list[Finding]) -> dict[str, Any]:
-    """The evaluation as the JSON document of CONTRACT.md, validated against its model."""
+    """The evaluation as the JSON document of CONTRACT.md (the Evaluation model's shape)."""
     issues = [*findings, *judgement.findings]
-    evaluation = Evaluation(
-        as_of=to_datetime(judgement.as_of) if as_of_known else None,
-        policy_versions=judgement.policy_versions,
-        policies=[{"version": v.version, "effective_from": v.effective_from.isoformat(),
-                   "parameters": {name: p.model_dump(mode="json") for name, p in v.parameters.items()}}
-                  for v in book.describe(judgement.policy_versions)],
-        figures=judgement.figures,
-        exporters=judgement.exporters,
-        alerts=[alert_message(alert, judgement) for alert in judgement.alerts],
-        rejected=rejected,
-        data_quality=[{"kind": f.kind, "exporter_id": f.exporter_id, "subject": f.subject, "detail": f.detail,
-                       "event_ids": f.event_ids} for f in issues],
-    )
-    return evaluation.model_dump(mode="json")
+    return {
+        "as_of": stamp(judgement.as_of) if as_of_known else None,
+        "policy_versions": judgement.policy_versions,
+        "policies": [{"version": v.version, "effective_from": v.effective_from.isoformat(),
+                      "parameters": {name: p.model_dump(mode="json") for name, p in v.parameters.items()}}
+                     for v in book.describe(judgement.policy_versions)],
+        "figures": judgement.figures,
+        "exporters": judgement.exporters,
+        "alerts": [alert_message(alert, judgement) for alert in judgement.alerts],
+        "rejected": rejected,
+        "data_quality": [{"kind": f.kind, "exporter_id": f.exporter_id, "subject": f.subject, "detail": f.detail,
+                          "event_ids": f.event_ids} for f in issues],
+    }

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.contracts.outputs import Obligation, Severity
-from monitor.obligations.timebase import Micros, stamp
+from monitor.obligations.timebase import Micros
 
 _ALERT_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-5b7a-9c61-2f4e8a0d7b13")
 
@@ -17,10 +17,7 @@ def alert_id(
     episode_start: Micros,
 ) -> str:
     """The same fact always gets the same id, so a repeated delivery is recognisable."""
-    name = "|".join(
-        (exporter_id, obligation.value, market or "*", subject, severity.value,
-         stamp(episode_start))
-    )
+    name = f"{exporter_id}|{obligation.value}|{market or '*'}|{subject}|{severity.value}|{episode_start}"
     return str(uuid.uuid5(_ALERT_NAMESPACE, name))
 
 

@@ -23,7 +23,7 @@ from monitor.contracts.outputs import Obligation, Severity
 from monitor.contracts.registry import ExporterRegistration, Role
 from monitor.obligations.alerts import AlertRecord
 from monitor.obligations.inventory import MarketStock
-from monitor.obligations.outlets import ExporterOutlets
+from monitor.obligations.outlets import ExporterOutlets, Outlet
 from monitor.obligations.policy import PolicyBook, Thresholds
 from monitor.obligations.quality import Finding
 from monitor.obligations.response import Cycle, TicketLedger, TicketStep, cycle_alerts, response_figure, ticket_cycles
@@ -44,6 +44,7 @@ class ExporterBook:
     markets: dict[str, MarketStock] = field(default_factory=dict)  # every market in scope
     outlets: ExporterOutlets = field(default_factory=ExporterOutlets)
     monitored_from: Micros | None = None  # its first event; nothing is judged before
+    licence_span: tuple[Micros, Micros] | None = None  # [start, end) of its licence
 
     @property
     def major_markets(self) -> frozenset[str]:
@@ -70,6 +71,19 @@ class Judgement:
     accountable: dict[str, list[str]]
 
 
+def _first(event: InputEvent, at: Micros) -> dict[str, str]:
+    return {"event_id": event.event_id, "occurred_at": stamp(at)}
+
+
+Cause = tuple[str, Micros, str]  # what changed a state: (kind, event time, event or outlet id)
+
+
+def _describe(cause: Cause) -> dict[str, str]:
+    kind, at, ref = cause
+    name = {"event": "event_id", "stale": "outlet_id", "policy": "policy_version"}.get(kind, "ref")
+    return {"kind": kind, "at": stamp(at), name: ref} if ref else {"kind": kind, "at": stamp(at)}
+
+
 class ComplianceEngine:
     """The obligation rules of OBLIGATIONS.md over one registry and one policy."""
 
@@ -79,11 +93,12 @@ class ComplianceEngine:
         self.books: dict[str, ExporterBook] = {}
         self.tickets: dict[tuple[str, str], TicketLedger] = {}
         self.now: Micros | None = None
+        self._rules = policy.at(min((t.effective_from for t in policy.changes()), default=0) - 1)
         self._first_event: Micros | None = None
         self._state_alerts: list[AlertRecord] = []
         self._open: dict[tuple[str, Obligation, str | None, str], AlertRecord] = {}
         self._facts: set[tuple[str, str | None, str]] = set()
-        self._dirty: dict[tuple[str, str | None], dict[str, Any]] = {}  # (exporter, market|None) -> cause
+        self._dirty: dict[tuple[str, str | None], Cause] = {}  # (exporter, market|None) -> latest cause
         self._timers: list[tuple[Micros, int, int, str, str]] = []
         self._timer_seq = 0
         for change in policy.changes():
@@ -97,22 +112,28 @@ class ComplianceEngine:
         """Apply every event that occurred at instant `at`, then judge what they touched."""
         if self.now is not None and at < self.now:
             raise ValueError(f"instants must come in event-time order: {at} is before {self.now}")
-        self.advance(at)
+        if self._timers and self._timers[0][0] <= at:
+            self.advance(at)
+        self.now = at
         if self._first_event is None:
             self._first_event = at
-        rules = self.policy.at(at)
+        rules = self._rules
+        books = self.books
         for event in events:
-            book = self._book(event.exporter_id)
-            self._start_monitoring(book, at)
+            book = books.get(event.exporter_id) or self._book(event.exporter_id)
+            if book.monitored_from is None:
+                self._start_monitoring(book, at)
             self._check_authorisation(book, event, at, rules)
-            self._enter_market(book, event.market, at, {"event_id": event.event_id})
-            if isinstance(event, ServiceTicketEvent):
-                self._ticket(book, event, at)
-            elif isinstance(event, PartsStockReport):
-                self._stock(book, event, at)
-            else:
+            if event.market not in book.markets:
+                self._enter_market(book, event.market, at, event.event_id)
+            if isinstance(event, OutletStatusEvent):
                 self._outlet(book, event, at, rules)
-        self._settle(at)
+            elif isinstance(event, ServiceTicketEvent):
+                self._ticket(event, at)
+            else:
+                self._stock(book, event, at)
+        if self._dirty:
+            self._settle(at)
 
     def advance(self, until: Micros) -> None:
         """Fire the timers that fall due before instant `until`, and policy changes at it.
@@ -120,15 +141,16 @@ class ComplianceEngine:
         Each earlier instant with timers is judged on its own; what changes at `until`
         itself is judged with the events of `until` (or by `judge`).
         """
-        while self._timers and self._due(until):
-            effective = self._timers[0][0]
-            while self._timers and self._timers[0][0] == effective and self._due(until):
-                _, kind, _, key, payload = heapq.heappop(self._timers)
+        timers = self._timers
+        while timers and self._due(until):
+            effective = timers[0][0]
+            while timers and timers[0][0] == effective and self._due(until):
+                _, kind, _, key, payload = heapq.heappop(timers)
                 if kind == _POLICY_CHANGE:
                     self._policy_change(effective, payload)
                 else:
                     self._outlet_stale(effective, key, payload)
-            if effective < until:
+            if effective < until and self._dirty:
                 self._settle(effective)
         self.now = until if self.now is None else max(self.now, until)
 
@@ -151,6 +173,8 @@ class ComplianceEngine:
                         if (principal := self.registry.get(automaker)) is not None:
                             wmis |= principal.wmis()
             book = self.books[exporter_id] = ExporterBook(exporter_id, registration, wmis)
+            if registration is not None and registration.licence is not None:
+                book.licence_span = licence_window(registration.licence.valid_from, registration.licence.valid_to)
             for market in sorted(book.major_markets):
                 self._add_market(book, market)
         return book
@@ -158,23 +182,24 @@ class ComplianceEngine:
     def _add_market(self, book: ExporterBook, market: str) -> MarketStock:
         registration = book.registration
         catalogue = registration.catalogue(market) if registration is not None else None
-        stock = book.markets[market] = MarketStock(catalogue, self.policy.at(self.now or 0).min_quantity)
+        rules = self.policy.at(self.now or 0)
+        stock = book.markets[market] = MarketStock(catalogue, rules.min_quantity, rules.min_rate)
         return stock
 
     def _start_monitoring(self, book: ExporterBook, at: Micros) -> None:
         if book.monitored_from is None:
             book.monitored_from = at
-            cause = {"monitoring_start": stamp(at)}
+            cause = ("monitoring_start", at, "")
             for market in book.markets:
                 self._dirty[(book.exporter_id, market)] = cause
             self._dirty[(book.exporter_id, None)] = cause
 
-    def _enter_market(self, book: ExporterBook, market: str, at: Micros, cause: dict[str, Any]) -> None:
+    def _enter_market(self, book: ExporterBook, market: str, at: Micros, event_id: str) -> None:
         if market not in book.markets:
             self._add_market(book, market)
-            self._dirty[(book.exporter_id, market)] = {**cause, "market_first_seen": stamp(at)}
+            self._dirty[(book.exporter_id, market)] = ("market_first_seen", at, event_id)
 
-    def _ticket(self, book: ExporterBook, event: ServiceTicketEvent, at: Micros) -> None:
+    def _ticket(self, event: ServiceTicketEvent, at: Micros) -> None:
         key = (event.exporter_id, event.ticket_id)
         ledger = self.tickets.get(key)
         if ledger is None:
@@ -183,42 +208,50 @@ class ComplianceEngine:
 
     def _stock(self, book: ExporterBook, event: PartsStockReport, at: Micros) -> None:
         stock = book.markets[event.market]
+        stocked = stock.stocked
         lines = ((line.part_number, line.quantity_on_hand) for line in event.lines)
-        if stock.report(at, event.event_id, event.depot_id, lines):
-            self._dirty[(book.exporter_id, event.market)] = {
-                "event_id": event.event_id, "depot_id": event.depot_id,
-                "occurred_at": stamp(at)}
+        if stock.report(at, event.event_id, event.depot_id, lines) and stock.stocked != stocked:
+            self._dirty[(book.exporter_id, event.market)] = ("event", at, event.event_id)
 
     def _outlet(self, book: ExporterBook, event: OutletStatusEvent, at: Micros, rules: Thresholds) -> None:
         outlet, touched = book.outlets.status(at, event.event_id, event.outlet_id, event.market,
                                               event.status, event.capabilities, rules.stale_after)
         if outlet is None:
             return
-        self._schedule(outlet.expires_at, _OUTLET_STALE, book.exporter_id, outlet.outlet_id)
-        cause = {"event_id": event.event_id, "outlet_id": event.outlet_id, "status": event.status.value,
-                 "occurred_at": stamp(at)}
-        for market in touched:
-            self._dirty[(book.exporter_id, market)] = cause
-        self._dirty[(book.exporter_id, None)] = cause
+        if outlet.timer_at is None:
+            self._arm(book.exporter_id, outlet)
+        if touched:
+            cause = ("event", at, event.event_id)
+            for market in touched:
+                self._dirty[(book.exporter_id, market)] = cause
+            self._dirty[(book.exporter_id, None)] = cause
+
+    def _arm(self, exporter_id: str, outlet: Outlet) -> None:
+        # one pending timer per outlet: heartbeats move `expires_at`, the timer re-arms when it falls due
+        outlet.timer_at = outlet.expires_at
+        self._schedule(outlet.expires_at, _OUTLET_STALE, exporter_id, outlet.outlet_id)
 
     def _outlet_stale(self, at: Micros, exporter_id: str, outlet_id: str) -> None:
         book = self.books[exporter_id]
-        market = book.outlets.expire(outlet_id, at)
+        market, rearm_at = book.outlets.expire(outlet_id, at)
+        if rearm_at is not None:
+            self._arm(exporter_id, book.outlets.outlets[outlet_id])
         if market is not None:
-            cause = {"outlet_id": outlet_id, "stale_since": stamp(at),
-                     "last_status_at": stamp(book.outlets.outlets[outlet_id].last_seen)}
+            cause = ("stale", at, outlet_id)
             self._dirty[(exporter_id, market)] = cause
             self._dirty[(exporter_id, None)] = cause
 
     def _policy_change(self, at: Micros, version: str) -> None:
-        rules = self.policy.at(at)
-        cause = {"policy_version": version, "effective_from": stamp(at)}
+        rules = self._rules = self.policy.at(at)
+        cause = ("policy", at, version)
         for book in self.books.values():
             for market, stock in book.markets.items():
-                stock.rescore(rules.min_quantity)
+                stock.rescore(rules.min_quantity, rules.min_rate)
                 self._dirty[(book.exporter_id, market)] = cause
-            for outlet in book.outlets.restale(at, rules.stale_after):
-                self._schedule(outlet.expires_at, _OUTLET_STALE, book.exporter_id, outlet.outlet_id)
+            book.outlets.restale(at, rules.stale_after)
+            for outlet in book.outlets.outlets.values():
+                if outlet.counted and (outlet.timer_at is None or outlet.timer_at > outlet.expires_at):
+                    self._arm(book.exporter_id, outlet)
             self._dirty[(book.exporter_id, None)] = cause
 
     def _schedule(self, at: Micros, kind: int, key: str, payload: str) -> None:
@@ -228,9 +261,7 @@ class ComplianceEngine:
     # ---- judging state obligations at an instant ---------------------------------------------
 
     def _settle(self, at: Micros) -> None:
-        if not self._dirty:
-            return
-        rules = self.policy.at(at)
+        rules = self._rules
         for (exporter_id, market), cause in self._dirty.items():
             book = self.books[exporter_id]
             if book.monitored_from is None or book.registration is None:
@@ -241,16 +272,17 @@ class ComplianceEngine:
             stock = book.markets[market]
             if stock.catalogue:
                 self._observe(book, Obligation.parts_inventory, market, market, at, rules,
-                              not stock.compliant(rules.min_rate),
-                              lambda stock=stock, cause=cause: {**stock.evidence(rules.min_rate), "cause": cause})
+                              stock.stocked < stock.required,
+                              lambda stock=stock, cause=cause: {
+                                  **stock.evidence(rules.min_rate), "cause": _describe(cause)})
             if market in book.major_markets:
                 self._observe(book, Obligation.emergency_coverage, market, market, at, rules,
                               book.outlets.rescue[market] == 0,
                               lambda book=book, market=market, cause=cause: {
-                                  **book.outlets.coverage_evidence(market, at), "cause": cause})
+                                  **book.outlets.coverage_evidence(market, at), "cause": _describe(cause)})
         self._dirty.clear()
 
-    def _judge_network(self, book: ExporterBook, at: Micros, rules: Thresholds, cause: dict[str, Any]) -> None:
+    def _judge_network(self, book: ExporterBook, at: Micros, rules: Thresholds, cause: Cause) -> None:
         category = book.registration.category if book.registration else None
         required = rules.min_outlets.get(category) if category else None
         if required is None:
@@ -258,8 +290,7 @@ class ComplianceEngine:
         self._observe(book, Obligation.network_size, None, "network", at, rules,
                       book.outlets.active_total < required,
                       lambda: {"active_outlets": book.outlets.active_total, "required": required,
-                               "category": category,
-                               "cause": cause})
+                               "category": category, "cause": _describe(cause)})
 
     def _observe(self, book: ExporterBook, obligation: Obligation, market: str | None, subject: str,
                  at: Micros, rules: Thresholds, breached: bool, evidence: Callable[[], dict[str, Any]]) -> None:
@@ -278,44 +309,42 @@ class ComplianceEngine:
     # ---- authorisation ---------------------------------------------------------------------
 
     def _check_authorisation(self, book: ExporterBook, event: InputEvent, at: Micros, rules: Thresholds) -> None:
-        first = {"event_id": event.event_id, "occurred_at": stamp(at)}
         registration = book.registration
         if registration is None:
             self._fact(book, None, "registration", at, rules,
-                       {"reason": "the exporter is not registered", "first_event": first})
+                       lambda: {"reason": "the exporter is not registered", "first_event": _first(event, at)})
             return
-        licence = registration.licence
-        if licence is None:
+        span = book.licence_span
+        if span is None:
             self._fact(book, None, "licence:none", at, rules,
-                       {"reason": "the registration has no licence", "first_event": first})
-        else:
-            start, end = licence_window(licence.valid_from, licence.valid_to)
-            if not start <= at < end:
-                side = "not_yet_valid" if at < start else "expired"
-                self._fact(book, None, f"licence:{licence.number}:{side}", at, rules, {
-                    "reason": f"licence {licence.number} is not valid at the event's time ({side})",
-                    "valid_from": stamp(start), "valid_until": stamp(end),
-                    "first_event": first})
+                       lambda: {"reason": "the registration has no licence", "first_event": _first(event, at)})
+        elif not span[0] <= at < span[1]:
+            number = registration.licence.number if registration.licence else ""
+            side = "not_yet_valid" if at < span[0] else "expired"
+            self._fact(book, None, f"licence:{number}:{side}", at, rules, lambda: {
+                "reason": f"licence {number} is not valid at the event's time ({side})",
+                "valid_from": stamp(span[0]), "valid_until": stamp(span[1]), "first_event": _first(event, at)})
         if isinstance(event, ServiceTicketEvent) and event.vin[:3] not in book.wmis:
-            self._fact(book, event.market, f"{event.ticket_id}/{event.vin}", at, rules, {
+            self._fact(book, event.market, f"{event.ticket_id}/{event.vin}", at, rules, lambda: {
                 "reason": "the VIN's manufacturer code is not among the exporter's authorised brands",
                 "ticket_id": event.ticket_id, "vin": event.vin, "wmi": event.vin[:3],
-                "authorised_wmis": sorted(book.wmis), "first_event": first})
+                "authorised_wmis": sorted(book.wmis), "first_event": _first(event, at)})
 
     def _fact(self, book: ExporterBook, market: str | None, subject: str, at: Micros, rules: Thresholds,
-              evidence: dict[str, Any]) -> None:
+              evidence: Callable[[], dict[str, Any]]) -> None:
         key = (book.exporter_id, market, subject)
         if key not in self._facts:
             self._facts.add(key)
             self._state_alerts.append(AlertRecord(book.exporter_id, market, Obligation.authorisation,
-                                                  Severity.breach, subject, at, rules.version, evidence))
+                                                  Severity.breach, subject, at, rules.version, evidence()))
 
     # ---- conclusions ------------------------------------------------------------------------
 
     def judge(self, as_of: Micros, window: tuple[Micros | None, Micros | None] = (None, None)) -> Judgement:
         """Every figure and alert as of `as_of` (after the last instant fed)."""
         self.advance(as_of)
-        self._settle(as_of)
+        if self._dirty:
+            self._settle(as_of)
         rules = self.policy.at(as_of)
         findings: list[Finding] = []
         cycles_by_market: dict[tuple[str, str], list[Cycle]] = defaultdict(list)

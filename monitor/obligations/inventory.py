@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from fractions import Fraction
 
@@ -13,14 +14,16 @@ class MarketStock:
     total reaches `min_quantity`: a report costs O(its lines), not O(the catalogue).
     """
 
-    __slots__ = ("catalogue", "latest", "min_quantity", "stocked", "totals")
+    __slots__ = ("catalogue", "latest", "min_quantity", "required", "stocked", "totals")
 
-    def __init__(self, catalogue: frozenset[str] | None, min_quantity: int) -> None:
+    def __init__(self, catalogue: frozenset[str] | None, min_quantity: int, min_rate: Fraction) -> None:
         self.catalogue = catalogue  # None: the exporter is not registered, the figure is undefined
         self.min_quantity = min_quantity
+        self.required = 0
         self.latest: dict[tuple[str, str], tuple[int, str, int]] = {}  # (depot, part) -> (at, event_id, qty)
         self.totals: dict[str, int] = {}
         self.stocked = 0
+        self.rescore(min_quantity, min_rate)
 
     def report(self, at: int, event_id: str, depot_id: str, lines: Iterable[tuple[str, int]]) -> bool:
         """Apply one depot report; True when any quantity changed.
@@ -51,9 +54,15 @@ class MarketStock:
                 self.stocked += (after >= self.min_quantity) - (before >= self.min_quantity)
         return changed
 
-    def rescore(self, min_quantity: int) -> None:
-        """Recount stocked parts under a new `min_quantity` (a policy change)."""
+    def rescore(self, min_quantity: int, min_rate: Fraction) -> None:
+        """Recount under new thresholds (a policy change).
+
+        `required` is the fewest stocked parts that make the rate reach `min_rate`,
+        so judging a report is one integer comparison.
+        """
         self.min_quantity = min_quantity
+        size = len(self.catalogue or ())
+        self.required = math.ceil(min_rate * size)
         self.stocked = sum(1 for part in self.catalogue or () if self.totals.get(part, 0) >= min_quantity)
 
     def rate(self) -> Fraction | None:

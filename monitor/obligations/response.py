@@ -188,8 +188,11 @@ def _judge(ticket_id: str, number: int, start: TicketStep, window: Sequence[Tick
 
 def cycle_alerts(cycle: Cycle, now: Micros) -> list[AlertRecord]:
     """The warning and breach alerts a cycle has raised by `now`, with their status."""
-    alerts = []
+    alerts: list[AlertRecord] = []
     closed = cycle.closed_at()
+    warned = now >= cycle.warn_at and (closed is None or closed > cycle.warn_at)
+    if not warned and cycle.outcome is not Outcome.breached:
+        return alerts
     base = {
         "ticket_id": cycle.ticket_id,
         "cycle": cycle.number,
@@ -199,7 +202,7 @@ def cycle_alerts(cycle: Cycle, now: Micros) -> list[AlertRecord]:
         "answer": cycle.answer.evidence() if cycle.answer else None,
         "cancellation": cycle.cancel.evidence() if cycle.cancel else None,
     }
-    if now >= cycle.warn_at and (closed is None or closed > cycle.warn_at):
+    if warned:
         warning = AlertRecord(cycle.exporter_id, cycle.market, Obligation.response_48h, Severity.warning,
                               cycle.subject, cycle.warn_at, cycle.policy_version,
                               {**base, "at_risk_from": stamp(cycle.warn_at)})
