@@ -45,7 +45,8 @@ class Intake:
         reason, _ = explain(exc, skip_tag=True)
         self.rejected.append({"source": source, "reason": reason})
 
-    def take(self, message: Any, source: Callable[[], str]) -> None:
+    def take(self, message: Any, source: tuple[str, int]) -> None:
+        """Keep a validated message; `source` is (file, line number), for reports."""
         if isinstance(message, RegistryLine):
             # the registry topic is compacted by exporter_id: the latest registration wins
             self.registrations[message.exporter_id] = ExporterRegistration.model_validate(
@@ -61,7 +62,8 @@ class Intake:
             self.findings.append(Finding(
                 "conflicting_duplicate", message.exporter_id, message.event_id,
                 f"two different messages share event_id {message.event_id!r}; kept the one at "
-                f"{stamp(keep[0])}, set aside the one at {stamp(drop[0])} ({source()})", [message.event_id]))
+                f"{stamp(keep[0])}, set aside the one at {stamp(drop[0])} ({source[0]}:{source[1]})",
+                [message.event_id]))
 
 
 @contextmanager
@@ -111,7 +113,7 @@ def evaluate_files(
                         if raw.strip():
                             intake.reject(f"{path.name}:{number}", exc)
                         continue
-                    intake.take(message, lambda path=path, number=number: f"{path.name}:{number}")
+                    intake.take(message, (path.name, number))
             done += path.stat().st_size
         if progress is not None:
             progress(done, total)
@@ -130,7 +132,7 @@ def evaluate_records(
         except ValidationError as exc:
             intake.reject(f"<records>:{number}", exc)
             continue
-        intake.take(message, lambda number=number: f"<records>:{number}")
+        intake.take(message, ("<records>", number))
     return _conclude(intake, registry, policy, as_of, window_from, window_to)
 
 

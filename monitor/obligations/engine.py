@@ -16,6 +16,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from monitor.contracts.events import OutletStatusEvent, PartsStockReport, ServiceTicketEvent
@@ -32,6 +33,7 @@ from monitor.obligations.timebase import Micros, licence_window, stamp
 InputEvent = ServiceTicketEvent | PartsStockReport | OutletStatusEvent
 
 _POLICY_CHANGE, _OUTLET_STALE = 0, 1  # at one instant, a new policy applies before staleness is judged
+_PARTS, _COVERAGE, _NETWORK = 0, 1, 2  # what needs judging again
 
 
 @dataclass(slots=True)
@@ -84,6 +86,14 @@ def _describe(cause: Cause) -> dict[str, str]:
     return {"kind": kind, "at": stamp(at), name: ref} if ref else {"kind": kind, "at": stamp(at)}
 
 
+def _parts_evidence(stock: MarketStock, rules: Thresholds, cause: Cause) -> dict[str, Any]:
+    return {**stock.evidence(rules.min_rate), "cause": _describe(cause)}
+
+
+def _coverage_evidence(outlets: ExporterOutlets, market: str, at: Micros, cause: Cause) -> dict[str, Any]:
+    return {**outlets.coverage_evidence(market, at), "cause": _describe(cause)}
+
+
 class ComplianceEngine:
     """The obligation rules of OBLIGATIONS.md over one registry and one policy."""
 
@@ -98,7 +108,7 @@ class ComplianceEngine:
         self._state_alerts: list[AlertRecord] = []
         self._open: dict[tuple[str, Obligation, str | None, str], AlertRecord] = {}
         self._facts: set[tuple[str, str | None, str]] = set()
-        self._dirty: dict[tuple[str, str | None], Cause] = {}  # (exporter, market|None) -> latest cause
+        self._dirty: dict[tuple[str, str | None, int], Cause] = {}  # (exporter, market, what) -> latest cause
         self._timers: list[tuple[Micros, int, int, str, str]] = []
         self._timer_seq = 0
         for change in policy.changes():
@@ -165,7 +175,7 @@ class ComplianceEngine:
         book = self.books.get(exporter_id)
         if book is None:
             registration = self.registry.get(exporter_id)
-            wmis = frozenset()
+            wmis: frozenset[str] = frozenset()
             if registration is not None:
                 wmis = registration.wmis()
                 if registration.role is Role.authorised_distributor:
@@ -191,13 +201,13 @@ class ComplianceEngine:
             book.monitored_from = at
             cause = ("monitoring_start", at, "")
             for market in book.markets:
-                self._dirty[(book.exporter_id, market)] = cause
-            self._dirty[(book.exporter_id, None)] = cause
+                self._touch(book.exporter_id, market, cause, parts=True, coverage=True)
+            self._dirty[(book.exporter_id, None, _NETWORK)] = cause
 
     def _enter_market(self, book: ExporterBook, market: str, at: Micros, event_id: str) -> None:
         if market not in book.markets:
             self._add_market(book, market)
-            self._dirty[(book.exporter_id, market)] = ("market_first_seen", at, event_id)
+            self._touch(book.exporter_id, market, ("market_first_seen", at, event_id), parts=True, coverage=True)
 
     def _ticket(self, event: ServiceTicketEvent, at: Micros) -> None:
         key = (event.exporter_id, event.ticket_id)
@@ -211,7 +221,7 @@ class ComplianceEngine:
         stocked = stock.stocked
         lines = ((line.part_number, line.quantity_on_hand) for line in event.lines)
         if stock.report(at, event.event_id, event.depot_id, lines) and stock.stocked != stocked:
-            self._dirty[(book.exporter_id, event.market)] = ("event", at, event.event_id)
+            self._dirty[(book.exporter_id, event.market, _PARTS)] = ("event", at, event.event_id)
 
     def _outlet(self, book: ExporterBook, event: OutletStatusEvent, at: Micros, rules: Thresholds) -> None:
         outlet, touched = book.outlets.status(at, event.event_id, event.outlet_id, event.market,
@@ -223,8 +233,8 @@ class ComplianceEngine:
         if touched:
             cause = ("event", at, event.event_id)
             for market in touched:
-                self._dirty[(book.exporter_id, market)] = cause
-            self._dirty[(book.exporter_id, None)] = cause
+                self._dirty[(book.exporter_id, market, _COVERAGE)] = cause
+            self._dirty[(book.exporter_id, None, _NETWORK)] = cause
 
     def _arm(self, exporter_id: str, outlet: Outlet) -> None:
         # one pending timer per outlet: heartbeats move `expires_at`, the timer re-arms when it falls due
@@ -238,8 +248,8 @@ class ComplianceEngine:
             self._arm(exporter_id, book.outlets.outlets[outlet_id])
         if market is not None:
             cause = ("stale", at, outlet_id)
-            self._dirty[(exporter_id, market)] = cause
-            self._dirty[(exporter_id, None)] = cause
+            self._dirty[(exporter_id, market, _COVERAGE)] = cause
+            self._dirty[(exporter_id, None, _NETWORK)] = cause
 
     def _policy_change(self, at: Micros, version: str) -> None:
         rules = self._rules = self.policy.at(at)
@@ -247,12 +257,12 @@ class ComplianceEngine:
         for book in self.books.values():
             for market, stock in book.markets.items():
                 stock.rescore(rules.min_quantity, rules.min_rate)
-                self._dirty[(book.exporter_id, market)] = cause
+                self._touch(book.exporter_id, market, cause, parts=True, coverage=True)
             book.outlets.restale(at, rules.stale_after)
             for outlet in book.outlets.outlets.values():
                 if outlet.counted and (outlet.timer_at is None or outlet.timer_at > outlet.expires_at):
                     self._arm(book.exporter_id, outlet)
-            self._dirty[(book.exporter_id, None)] = cause
+            self._dirty[(book.exporter_id, None, _NETWORK)] = cause
 
     def _schedule(self, at: Micros, kind: int, key: str, payload: str) -> None:
         self._timer_seq += 1
@@ -260,26 +270,32 @@ class ComplianceEngine:
 
     # ---- judging state obligations at an instant ---------------------------------------------
 
+    def _touch(self, exporter_id: str, market: str, cause: Cause, *, parts: bool, coverage: bool) -> None:
+        if parts:
+            self._dirty[(exporter_id, market, _PARTS)] = cause
+        if coverage:
+            self._dirty[(exporter_id, market, _COVERAGE)] = cause
+
     def _settle(self, at: Micros) -> None:
         rules = self._rules
-        for (exporter_id, market), cause in self._dirty.items():
+        for (exporter_id, market, what), cause in self._dirty.items():
             book = self.books[exporter_id]
             if book.monitored_from is None or book.registration is None:
                 continue
-            if market is None:
+            if what == _NETWORK:
                 self._judge_network(book, at, rules, cause)
+            elif market is None:
                 continue
-            stock = book.markets[market]
-            if stock.catalogue:
-                self._observe(book, Obligation.parts_inventory, market, market, at, rules,
-                              stock.stocked < stock.required,
-                              lambda stock=stock, cause=cause: {
-                                  **stock.evidence(rules.min_rate), "cause": _describe(cause)})
-            if market in book.major_markets:
+            elif what == _PARTS:
+                stock = book.markets[market]
+                if stock.catalogue:
+                    self._observe(book, Obligation.parts_inventory, market, market, at, rules,
+                                  stock.stocked < stock.required,
+                                  partial(_parts_evidence, stock, rules, cause))
+            elif market in book.major_markets:
                 self._observe(book, Obligation.emergency_coverage, market, market, at, rules,
                               book.outlets.rescue[market] == 0,
-                              lambda book=book, market=market, cause=cause: {
-                                  **book.outlets.coverage_evidence(market, at), "cause": _describe(cause)})
+                              partial(_coverage_evidence, book.outlets, market, at, cause))
         self._dirty.clear()
 
     def _judge_network(self, book: ExporterBook, at: Micros, rules: Thresholds, cause: Cause) -> None:
