@@ -63,7 +63,7 @@ def test_two_different_messages_with_one_event_id_keep_the_earlier_and_are_repor
         cycles = [a["evidence"]["start"]["occurred_at"] for a in doc["alerts"]
                   if a["obligation"] == "response_48h"]
         assert cycles == ["2026-03-01T09:00:00Z", "2026-03-01T09:00:00Z"]  # its warning and its breach
-        assert [q["kind"] for q in doc["data_quality"]] == ["conflicting_duplicate"]
+        assert [q["kind"] for q in doc["data_quality"] if q["exporter_id"] == "DIST-1"] == ["conflicting_duplicate"]
 
 
 def test_an_identical_duplicate_is_silently_ignored() -> None:
