@@ -1,21 +1,30 @@
 """The batch shell: event files in, every figure and alert out, no broker needed.
 
-Lines are validated against the contracts, de-duplicated by event_id, sorted by event
-time and fed to the same obligation core the stream worker uses, one instant at a time.
-A bad line is reported with its file and line number and never stops the run.
+Lines are validated against the contracts, de-duplicated, sorted by event time and fed
+to the same obligation core the stream worker uses, one instant at a time. A bad line is
+reported with its file and line number and never stops the run.
+
+Exporters never affect each other's figures, so a large input is split by exporter over
+several processes, each judging its share with its own engine, and the shares are merged
+into one document; the result is the same for any number of processes.
 """
 
 from __future__ import annotations
 
 import gc
 import itertools
+import multiprocessing
+import os
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from monitor.contracts.errors import explain
@@ -30,40 +39,76 @@ from monitor.obligations.timebase import Micros, stamp, to_micros
 
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes)
 RegistryInput = Mapping[str, ExporterRegistration] | Iterable[ExporterRegistration | Mapping[str, Any]]
+Window = tuple[Micros | None, Micros | None]
+Line = tuple[int, int, bytes]  # (file index, line number, raw bytes)
+
+PARALLEL_FROM_BYTES = 16_000_000  # smaller inputs are judged in this process
+_BATCH = 2_000  # lines sent to a partition process at a time
 
 
 @dataclass
 class Intake:
-    """Validated events, de-duplicated by event_id; registrations; rejected lines."""
+    """Validated events, de-duplicated; registrations; rejected lines.
 
-    events: dict[str, tuple[Micros, InputEvent]] = field(default_factory=dict)
+    Duplicates are recognised by event_id within one exporter's events (a redelivered
+    event always carries its exporter), which is also what a worker that owns an
+    exporter's partition can check.
+    """
+
+    sources: Sequence[str]
+    events: dict[tuple[str, str], tuple[Micros, InputEvent]] = field(default_factory=dict)
     registrations: dict[str, ExporterRegistration] = field(default_factory=dict)
-    rejected: list[dict[str, str]] = field(default_factory=list)
+    rejected: list[tuple[tuple[int, int], dict[str, str]]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
-    def reject(self, source: str, exc: ValidationError) -> None:
-        reason, _ = explain(exc, skip_tag=True)
-        self.rejected.append({"source": source, "reason": reason})
+    def source(self, file_index: int, number: int) -> str:
+        return f"{self.sources[file_index]}:{number}"
 
-    def take(self, message: Any, source: tuple[str, int]) -> None:
-        """Keep a validated message; `source` is (file, line number), for reports."""
+    def line(self, file_index: int, number: int, raw: bytes, validate: Callable[[bytes], Any]) -> None:
+        try:
+            message = validate(raw)
+        except ValidationError as exc:
+            if raw.strip():
+                reason, _ = explain(exc, skip_tag=True)
+                self.rejected.append(((file_index, number), {"source": self.source(file_index, number),
+                                                             "reason": reason}))
+            return
+        self.take(message, file_index, number)
+
+    def take(self, message: Any, file_index: int, number: int) -> None:
         if isinstance(message, RegistryLine):
             # the registry topic is compacted by exporter_id: the latest registration wins
             self.registrations[message.exporter_id] = ExporterRegistration.model_validate(
                 message.model_dump(exclude={"topic"}))
             return
         at = to_micros(message.occurred_at)
-        known = self.events.get(message.event_id)
+        key = (message.exporter_id, message.event_id)
+        known = self.events.get(key)
         if known is None:
-            self.events[message.event_id] = (at, message)
+            self.events[key] = (at, message)
         elif known[1] != message:
             keep, drop = sorted([known, (at, message)], key=lambda e: (e[0], e[1].model_dump_json()))
-            self.events[message.event_id] = keep
+            self.events[key] = keep
             self.findings.append(Finding(
                 "conflicting_duplicate", message.exporter_id, message.event_id,
                 f"two different messages share event_id {message.event_id!r}; kept the one at "
-                f"{stamp(keep[0])}, set aside the one at {stamp(drop[0])} ({source[0]}:{source[1]})",
+                f"{stamp(keep[0])}, set aside the one at {stamp(drop[0])} ({self.source(file_index, number)})",
                 [message.event_id]))
+
+    def latest(self) -> Micros | None:
+        return max((at for at, _ in self.events.values()), default=None)
+
+
+@dataclass
+class Share:
+    """What one partition concluded, with the keys that order the merged document."""
+
+    figures: list[dict[str, Any]]
+    exporters: list[dict[str, Any]]
+    alerts: list[tuple[tuple[Any, ...], dict[str, Any]]]
+    rejected: list[tuple[tuple[int, int], dict[str, str]]]
+    findings: list[dict[str, Any]]
+    versions: set[str]
 
 
 @contextmanager
@@ -81,6 +126,11 @@ def _batch_memory() -> Iterator[None]:
             gc.enable()
 
 
+def partition_of(exporter_id: str, count: int) -> int:
+    """Which of `count` partitions owns an exporter (stable across runs and processes)."""
+    return zlib.crc32(exporter_id.strip().encode()) % count
+
+
 def _registry(registry: RegistryInput) -> dict[str, ExporterRegistration]:
     if isinstance(registry, Mapping):
         return dict(registry)
@@ -91,66 +141,50 @@ def _registry(registry: RegistryInput) -> dict[str, ExporterRegistration]:
     return result
 
 
-def evaluate_files(
-    paths: Sequence[Path], *, registry: RegistryInput, policy: PolicyFile | None = None,
-    as_of: datetime | None = None, window_from: datetime | None = None, window_to: datetime | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """The `evaluate --format json` document for JSON-lines event files."""
-    intake = Intake()
-    validate = EVENT_LINE.validate_json
-    total = sum(p.stat().st_size for p in paths)
-    done = 0
-    with _batch_memory():
-        for path in paths:
-            with path.open("rb") as handle:
-                for number, raw in enumerate(handle, start=1):
-                    if number % 100_000 == 0 and progress is not None:
-                        progress(done + handle.tell(), total)
-                    try:
-                        message = validate(raw)
-                    except ValidationError as exc:
-                        if raw.strip():
-                            intake.reject(f"{path.name}:{number}", exc)
-                        continue
-                    intake.take(message, (path.name, number))
-            done += path.stat().st_size
-        if progress is not None:
-            progress(done, total)
-        return _conclude(intake, registry, policy, as_of, window_from, window_to)
-
-
-def evaluate_records(
-    records: Iterable[Mapping[str, Any]], *, registry: RegistryInput = (), policy: PolicyFile | None = None,
-    as_of: datetime | None = None, window_from: datetime | None = None, window_to: datetime | None = None,
-) -> dict[str, Any]:
-    """The same document for records already decoded (each an input event plus its "topic")."""
-    intake = Intake()
-    for number, record in enumerate(records, start=1):
-        try:
-            message = EVENT_LINE.validate_python(record)
-        except ValidationError as exc:
-            intake.reject(f"<records>:{number}", exc)
-            continue
-        intake.take(message, ("<records>", number))
-    return _conclude(intake, registry, policy, as_of, window_from, window_to)
-
-
-def _conclude(intake: Intake, registry: RegistryInput, policy: PolicyFile | None, as_of: datetime | None,
-              window_from: datetime | None, window_to: datetime | None) -> dict[str, Any]:
-    registrations = {**_registry(registry), **intake.registrations}
-    book = PolicyBook(policy or DEFAULT_POLICY)
-    engine = ComplianceEngine(registrations, book)
+def _judge_share(intake: Intake, registry: dict[str, ExporterRegistration], policy: PolicyFile, now: Micros | None,
+                 window: Window, owns: Callable[[str], bool] | None) -> Share:
+    registrations = {**registry, **intake.registrations}
+    engine = ComplianceEngine(registrations, PolicyBook(policy), owns=owns)
     timeline = sorted(intake.events.values(), key=lambda e: (e[0], e[1].event_id))
-    now = to_micros(as_of) if as_of is not None else (timeline[-1][0] if timeline else None)
     for at, group in itertools.groupby(timeline, key=lambda e: e[0]):
         if now is not None and at > now:
             break  # not yet happened at "now"
         engine.apply_instant(at, [event for _, event in group])
-    window = (to_micros(window_from) if window_from else None, to_micros(window_to) if window_to else None)
     judgement = engine.judge(now if now is not None else 0, window)
-    return document(judgement, book, as_of_known=now is not None, rejected=intake.rejected,
-                    findings=intake.findings)
+    return Share(
+        figures=judgement.figures,
+        exporters=judgement.exporters,
+        alerts=[((a.opened_at, a.exporter_id, a.obligation.value, a.subject, a.severity.value),
+                 alert_message(a, judgement)) for a in judgement.alerts],
+        rejected=intake.rejected,
+        findings=[_finding(f) for f in (*intake.findings, *judgement.findings)],
+        versions=set(judgement.policy_versions),
+    )
+
+
+def _merge(shares: Sequence[Share], policy: PolicyFile, now: Micros | None) -> dict[str, Any]:
+    """One document from the partitions' shares, ordered as a single process would order it."""
+    versions = sorted(set().union(*(s.versions for s in shares)))
+    book = PolicyBook(policy)
+    return {
+        "as_of": stamp(now) if now is not None else None,
+        "policy_versions": versions,
+        "policies": [{"version": v.version, "effective_from": v.effective_from.isoformat(),
+                      "parameters": {name: p.model_dump(mode="json") for name, p in v.parameters.items()}}
+                     for v in book.describe(versions)],
+        "figures": sorted((f for s in shares for f in s.figures), key=lambda f: (f["exporter_id"], f["market"])),
+        "exporters": sorted((e for s in shares for e in s.exporters), key=lambda e: e["exporter_id"]),
+        "alerts": [a for _, a in sorted((a for s in shares for a in s.alerts), key=lambda a: a[0])],
+        # a bad registration line reaches every partition: report it once
+        "rejected": [r for _, r in sorted({key: r for s in shares for key, r in s.rejected}.items())],
+        "data_quality": sorted((f for s in shares for f in s.findings),
+                               key=lambda f: (f["kind"], f["exporter_id"] or "", f["subject"], f["event_ids"])),
+    }
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return {"kind": finding.kind, "exporter_id": finding.exporter_id, "subject": finding.subject,
+            "detail": finding.detail, "event_ids": finding.event_ids}
 
 
 def alert_message(alert: AlertRecord, judgement: Judgement, raised_at: datetime | None = None) -> dict[str, Any]:
@@ -168,20 +202,152 @@ def alert_message(alert: AlertRecord, judgement: Judgement, raised_at: datetime 
     }
 
 
-def document(judgement: Judgement, book: PolicyBook, *, as_of_known: bool, rejected: list[dict[str, str]],
-             findings: list[Finding]) -> dict[str, Any]:
-    """The evaluation as the JSON document of CONTRACT.md (the Evaluation model's shape)."""
-    issues = [*findings, *judgement.findings]
-    return {
-        "as_of": stamp(judgement.as_of) if as_of_known else None,
-        "policy_versions": judgement.policy_versions,
-        "policies": [{"version": v.version, "effective_from": v.effective_from.isoformat(),
-                      "parameters": {name: p.model_dump(mode="json") for name, p in v.parameters.items()}}
-                     for v in book.describe(judgement.policy_versions)],
-        "figures": judgement.figures,
-        "exporters": judgement.exporters,
-        "alerts": [alert_message(alert, judgement) for alert in judgement.alerts],
-        "rejected": rejected,
-        "data_quality": [{"kind": f.kind, "exporter_id": f.exporter_id, "subject": f.subject, "detail": f.detail,
-                          "event_ids": f.event_ids} for f in issues],
-    }
+def _window(window_from: datetime | None, window_to: datetime | None) -> Window:
+    return (to_micros(window_from) if window_from else None, to_micros(window_to) if window_to else None)
+
+
+def evaluate_records(
+    records: Iterable[Mapping[str, Any]], *, registry: RegistryInput = (), policy: PolicyFile | None = None,
+    as_of: datetime | None = None, window_from: datetime | None = None, window_to: datetime | None = None,
+) -> dict[str, Any]:
+    """The `evaluate --format json` document for records already decoded (each an input event
+    plus its "topic"); rejected records are reported as `<records>:N`."""
+    intake = Intake(["<records>"])
+    for number, record in enumerate(records, start=1):
+        try:
+            message = EVENT_LINE.validate_python(record)
+        except ValidationError as exc:
+            reason, _ = explain(exc, skip_tag=True)
+            intake.rejected.append(((0, number), {"source": intake.source(0, number), "reason": reason}))
+            continue
+        intake.take(message, 0, number)
+    policy = policy or DEFAULT_POLICY
+    now = to_micros(as_of) if as_of is not None else intake.latest()
+    share = _judge_share(intake, _registry(registry), policy, now, _window(window_from, window_to), None)
+    return _merge([share], policy, now)
+
+
+def _read(paths: Sequence[Path], progress: Progress | None) -> Iterator[Line]:
+    total = sum(p.stat().st_size for p in paths)
+    done = 0
+    for index, path in enumerate(paths):
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if progress is not None and number % 100_000 == 0:
+                    progress(done + handle.tell(), total)
+                yield index, number, raw
+        done += path.stat().st_size
+    if progress is not None:
+        progress(done, total)
+
+
+def evaluate_files(
+    paths: Sequence[Path], *, registry: RegistryInput, policy: PolicyFile | None = None,
+    as_of: datetime | None = None, window_from: datetime | None = None, window_to: datetime | None = None,
+    progress: Progress | None = None, processes: int | None = None,
+) -> dict[str, Any]:
+    """The `evaluate --format json` document for JSON-lines event files.
+
+    `processes`: how many processes judge partitions of the input (default: one per
+    core for inputs over 16 MB, else this process alone). The result does not depend on it.
+    """
+    policy = policy or DEFAULT_POLICY
+    registrations = _registry(registry)
+    window = _window(window_from, window_to)
+    sources = [p.name for p in paths]
+    if processes is None:
+        large = sum(p.stat().st_size for p in paths) >= PARALLEL_FROM_BYTES
+        processes = min(os.cpu_count() or 1, 8) if large else 1
+    if processes <= 1:
+        intake = Intake(sources)
+        validate = EVENT_LINE.validate_json
+        with _batch_memory():
+            for file_index, number, raw in _read(paths, progress):
+                intake.line(file_index, number, raw, validate)
+            now = to_micros(as_of) if as_of is not None else intake.latest()
+            return _merge([_judge_share(intake, registrations, policy, now, window, None)], policy, now)
+    return _evaluate_partitioned(paths, sources, registrations, policy, as_of, window, progress, processes)
+
+
+def _evaluate_partitioned(paths: Sequence[Path], sources: list[str], registry: dict[str, ExporterRegistration],
+                          policy: PolicyFile, as_of: datetime | None, window: Window, progress: Progress | None,
+                          count: int) -> dict[str, Any]:
+    context: Any = multiprocessing.get_context(
+        "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    pipes, workers = [], []
+    for index in range(count):
+        ours, theirs = context.Pipe()
+        worker = context.Process(target=_partition_worker, name=f"evaluate-partition-{index}",
+                                 args=(theirs, index, count, sources, registry, policy, window), daemon=True)
+        worker.start()
+        theirs.close()
+        pipes.append(ours)
+        workers.append(worker)
+    try:
+        return _drive_partitions(paths, pipes, policy, as_of, progress)
+    except (BrokenPipeError, EOFError):
+        for worker in workers:
+            worker.join(timeout=5)
+        codes = ", ".join(f"{w.name} exit code {w.exitcode}" for w in workers if w.exitcode)
+        raise RuntimeError(f"a partition process stopped before finishing ({codes or 'no exit code'})") from None
+    finally:
+        for worker in workers:
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.kill()
+
+
+def _drive_partitions(paths: Sequence[Path], pipes: list[Connection], policy: PolicyFile, as_of: datetime | None,
+                      progress: Progress | None) -> dict[str, Any]:
+    """Send each line to its partition, agree on "now", and merge what the partitions conclude."""
+    count = len(pipes)
+    buffers: list[list[Line]] = [[] for _ in range(count)]
+    for line in _read(paths, progress):
+        for target in _route(line[2], count):
+            buffer = buffers[target]
+            buffer.append(line)
+            if len(buffer) >= _BATCH:
+                pipes[target].send(buffer)
+                buffers[target] = []
+    for pipe, buffer in zip(pipes, buffers, strict=True):
+        if buffer:
+            pipe.send(buffer)
+        pipe.send(None)
+    latest = [pipe.recv() for pipe in pipes]
+    now = to_micros(as_of) if as_of is not None else max((t for t in latest if t is not None), default=None)
+    for pipe in pipes:
+        pipe.send(now)
+    shares = [pipe.recv() for pipe in pipes]
+    return _merge(shares, policy, now)
+
+
+def _route(raw: bytes, count: int) -> range | tuple[int]:
+    """Partitions a line goes to: its exporter's; every one for a registration; the first for
+    a line that is not a JSON object with an exporter (it will be rejected there)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return (0,)
+    if not isinstance(record, dict):
+        return (0,)
+    if record.get("topic") == "registry":
+        return range(count)
+    exporter = record.get("exporter_id")
+    return (partition_of(exporter, count),) if isinstance(exporter, str) else (0,)
+
+
+def _partition_worker(pipe: Connection, index: int, count: int, sources: list[str],
+                      registry: dict[str, ExporterRegistration], policy: PolicyFile, window: Window) -> None:
+    intake = Intake(sources)
+    validate = EVENT_LINE.validate_json
+    with _batch_memory():
+        while (batch := pipe.recv()) is not None:
+            for file_index, number, raw in batch:
+                intake.line(file_index, number, raw, validate)
+        pipe.send(intake.latest())
+        now = pipe.recv()
+        # registrations (broadcast to every partition) are judged by their exporter's owner only
+        share = _judge_share(intake, registry, policy, now, window,
+                             owns=lambda exporter_id: partition_of(exporter_id, count) == index)
+        pipe.send(share)
+    pipe.close()

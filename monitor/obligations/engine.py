@@ -97,7 +97,11 @@ def _coverage_evidence(outlets: ExporterOutlets, market: str, at: Micros, cause:
 class ComplianceEngine:
     """The obligation rules of OBLIGATIONS.md over one registry and one policy."""
 
-    def __init__(self, registry: Mapping[str, ExporterRegistration], policy: PolicyBook) -> None:
+    def __init__(self, registry: Mapping[str, ExporterRegistration], policy: PolicyBook,
+                 owns: Callable[[str], bool] | None = None) -> None:
+        """`owns` says which exporters this engine answers for, when the work is split by
+        exporter (several processes or stream workers); the registry stays whole, since a
+        distributor's brands come from the automakers that authorised it."""
         self.registry = registry
         self.policy = policy
         self.books: dict[str, ExporterBook] = {}
@@ -114,7 +118,8 @@ class ComplianceEngine:
         for change in policy.changes():
             self._schedule(change.effective_from, _POLICY_CHANGE, "", change.version)
         for exporter_id in registry:
-            self._book(exporter_id)
+            if owns is None or owns(exporter_id):
+                self._book(exporter_id)
 
     # ---- feeding -------------------------------------------------------------------------
 
