@@ -56,7 +56,7 @@ def explain(exc: ValidationError, *, skip_tag: bool = False) -> tuple[str, list[
     for error in exc.errors(include_url=False):
         path = field_path(tuple(error["loc"]), skip_tag=skip_tag and error["type"] != "union_tag_invalid")
         given = error.get("input")
-        entry: dict[str, Any] = {"field": path or "(message)", "problem": _words(error)}
+        entry: dict[str, Any] = {"field": path or "the line", "problem": _words(error)}
         if error["type"] not in ("missing", "json_invalid") and isinstance(given, str | int | float | bool):
             entry["given"] = given
         errors.append(entry)

@@ -197,8 +197,7 @@ class ComplianceEngine:
     def _add_market(self, book: ExporterBook, market: str) -> MarketStock:
         registration = book.registration
         catalogue = registration.catalogue(market) if registration is not None else None
-        rules = self.policy.at(self.now or 0)
-        stock = book.markets[market] = MarketStock(catalogue, rules.min_quantity, rules.min_rate)
+        stock = book.markets[market] = MarketStock(catalogue, self._rules.min_quantity, self._rules.min_rate)
         return stock
 
     def _start_monitoring(self, book: ExporterBook, at: Micros) -> None:
