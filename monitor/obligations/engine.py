@@ -90,8 +90,8 @@ def _parts_evidence(stock: MarketStock, rules: Thresholds, cause: Cause) -> dict
     return {**stock.evidence(rules.min_rate), "cause": _describe(cause)}
 
 
-def _coverage_evidence(outlets: ExporterOutlets, market: str, at: Micros, cause: Cause) -> dict[str, Any]:
-    return {**outlets.coverage_evidence(market, at), "cause": _describe(cause)}
+def _coverage_evidence(outlets: ExporterOutlets, market: str, cause: Cause) -> dict[str, Any]:
+    return {**outlets.coverage_evidence(market), "cause": _describe(cause)}
 
 
 class ComplianceEngine:
@@ -299,7 +299,7 @@ class ComplianceEngine:
             elif market in book.major_markets:
                 self._observe(book, Obligation.emergency_coverage, market, market, at, rules,
                               book.outlets.rescue[market] == 0,
-                              partial(_coverage_evidence, book.outlets, market, at, cause))
+                              partial(_coverage_evidence, book.outlets, market, cause))
         self._dirty.clear()
 
     def _judge_network(self, book: ExporterBook, at: Micros, rules: Thresholds, cause: Cause) -> None:

@@ -21,11 +21,12 @@ class Outlet:
     counted: bool = False  # currently included in the active counts
     timer_at: Micros | None = None  # when its pending staleness timer falls due, if one is pending
 
-    def describe(self, now: Micros) -> dict:
+    def describe(self) -> dict:
+        """The outlet as evidence: its state is what the counts hold (stale outlets are `unknown`)."""
         if self.status is not OutletStatus.operational:
             state = self.status.value
         else:
-            state = "active" if now <= self.expires_at else "unknown"
+            state = "active" if self.counted else "unknown"
         return {"outlet_id": self.outlet_id, "state": state, "status": self.status.value,
                 "emergency_rescue_24h": self.rescue, "last_status_at": stamp(self.last_seen)}
 
@@ -113,10 +114,10 @@ class ExporterOutlets:
             self.rescue[outlet.market] -= outlet.rescue
             self.active_total -= 1
 
-    def coverage_evidence(self, market: str, now: Micros) -> dict:
+    def coverage_evidence(self, market: str) -> dict:
         return {
             "active_outlets": self.active[market],
             "rescue_outlets": self.rescue[market],
-            "outlets": [o.describe(now) for o in sorted(self.outlets.values(), key=lambda o: o.outlet_id)
+            "outlets": [o.describe() for o in sorted(self.outlets.values(), key=lambda o: o.outlet_id)
                         if o.market == market],
         }
