@@ -145,7 +145,8 @@ def _judge_share(intake: Intake, registry: dict[str, ExporterRegistration], poli
                  window: Window, owns: Callable[[str], bool] | None) -> Share:
     registrations = {**registry, **intake.registrations}
     engine = ComplianceEngine(registrations, PolicyBook(policy), owns=owns)
-    timeline = sorted(intake.events.values(), key=lambda e: (e[0], e[1].event_id))
+    # by event time only: the engine orders the events of one instant itself
+    timeline = sorted(intake.events.values(), key=lambda e: e[0])
     for at, group in itertools.groupby(timeline, key=lambda e: e[0]):
         if now is not None and at > now:
             break  # not yet happened at "now"

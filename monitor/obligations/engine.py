@@ -73,6 +73,10 @@ class Judgement:
     accountable: dict[str, list[str]]
 
 
+def _event_id(event: InputEvent) -> str:
+    return event.event_id
+
+
 def _first(event: InputEvent, at: Micros) -> dict[str, str]:
     return {"event_id": event.event_id, "occurred_at": stamp(at)}
 
@@ -124,7 +128,11 @@ class ComplianceEngine:
     # ---- feeding -------------------------------------------------------------------------
 
     def apply_instant(self, at: Micros, events: Iterable[InputEvent]) -> None:
-        """Apply every event that occurred at instant `at`, then judge what they touched."""
+        """Apply every event that occurred at instant `at`, then judge what they touched.
+
+        The events of one instant are applied in event_id order whatever order they came
+        in, so even the evidence an alert records does not depend on arrival order.
+        """
         if self.now is not None and at < self.now:
             raise ValueError(f"instants must come in event-time order: {at} is before {self.now}")
         if self._timers and self._timers[0][0] <= at:
@@ -134,7 +142,8 @@ class ComplianceEngine:
             self._first_event = at
         rules = self._rules
         books = self.books
-        for event in events:
+        batch = events if isinstance(events, list) and len(events) == 1 else sorted(events, key=_event_id)
+        for event in batch:
             book = books.get(event.exporter_id) or self._book(event.exporter_id)
             if book.monitored_from is None:
                 self._start_monitoring(book, at)
