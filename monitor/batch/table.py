@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Any
 
 from rich.console import Console
+from rich import box
 from rich.table import Table
 
 _MARK = {True: "[green]met[/]", False: "[red]BREACH[/]", None: "[dim]n/a[/]"}
@@ -16,27 +17,27 @@ def _pct(value: float | None) -> str:
 
 
 def _hours(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} h"
+    return "—" if value is None else f"{value:.1f}h"
 
 
 def render(doc: dict[str, Any], console: Console) -> None:
     """Figures per exporter and market, network size, alerts, rejected lines, data quality."""
     console.print(f"[bold]As of[/] {doc['as_of']}   policy {', '.join(doc['policy_versions'])}")
 
-    figures = Table(title="Compliance by exporter and market", header_style="bold")
-    for column in ("exporter", "market", "48h ratio", "ok/late/pend/wdr", "p50", "p95",
-                   "parts rate", "parts", "rescue outlets", "coverage"):
-        figures.add_column(column, justify="right" if column not in ("exporter", "market") else "left")
+    figures = Table(title="Compliance by exporter and market", header_style="bold", box=box.SIMPLE_HEAD,
+                    caption="* major export market · cycles: compliant/breached/pending/withdrawn · "
+                            "rescue: rescue-capable/active outlets")
+    for column in ("exporter", "mkt", "48h ratio", "cycles", "p95", "parts", "rescue", "coverage"):
+        figures.add_column(column, no_wrap=True, justify="left" if column in ("exporter", "mkt") else "right")
     for row in doc["figures"]:
         r, p, c = row["response_48h"], row["parts_inventory"], row["emergency_coverage"]
         coverage = _MARK[c["covered"]] if c["major_market"] else ("covered" if c["covered"] else "[dim]—[/]")
+        parts = "[dim]n/a[/]" if p["rate"] is None else f"{p['rate']:.0%} {_MARK[p['compliant']]}"
         figures.add_row(
-            row["exporter_id"], row["market"] + (" *" if c["major_market"] else ""), _pct(r["ratio"]),
-            f"{r['compliant']}/{r['breached']}/{r['pending']}/{r['withdrawn']}", _hours(r["p50_hours"]),
-            _hours(r["p95_hours"]), _pct(p["rate"]), _MARK[p["compliant"]],
-            f"{c['rescue_outlets']}/{c['active_outlets']}", coverage)
+            row["exporter_id"], row["market"] + ("*" if c["major_market"] else ""), _pct(r["ratio"]),
+            f"{r['compliant']}/{r['breached']}/{r['pending']}/{r['withdrawn']}", _hours(r["p95_hours"]),
+            parts, f"{c['rescue_outlets']}/{c['active_outlets']}", coverage)
     console.print(figures)
-    console.print("[dim]* major export market; outlets shown as rescue-capable/active[/]")
 
     network = Table(title="Network size", header_style="bold")
     for column in ("exporter", "active outlets", "required", "verdict"):

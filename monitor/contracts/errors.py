@@ -43,7 +43,7 @@ def _words(error: Any) -> str:
             return meaning
     if kind in _TYPE_MEANING:
         return _TYPE_MEANING[kind]
-    message = str(error["msg"])
+    message = str(error["msg"]).removeprefix("Value error, ")
     return message[0].lower() + message[1:] if message else kind
 
 
@@ -55,6 +55,8 @@ def explain(exc: ValidationError, *, skip_tag: bool = False) -> tuple[str, list[
     errors = []
     for error in exc.errors(include_url=False):
         path = field_path(tuple(error["loc"]), skip_tag=skip_tag and error["type"] != "union_tag_invalid")
+        if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            path = "topic"
         given = error.get("input")
         entry: dict[str, Any] = {"field": path or "the line", "problem": _words(error)}
         if error["type"] not in ("missing", "json_invalid") and isinstance(given, str | int | float | bool):

@@ -98,7 +98,8 @@ class PolicyVersion(BaseModel):
             try:
                 value = adapter.validate_python(parameter.value)
             except Exception as exc:  # pydantic's ValidationError, re-worded with the name
-                reason = "; ".join(err["msg"] for err in getattr(exc, "errors", lambda: [])()) or str(exc)
+                messages = [str(err["msg"]) for err in getattr(exc, "errors", lambda: [])()] or [str(exc)]
+                reason = "; ".join(m[:1].lower() + m[1:] for m in messages)
                 raise ValueError(f"{name}: {reason} (got {parameter.value!r})") from None
             checked[name] = parameter.model_copy(update={"value": value})
         return checked
