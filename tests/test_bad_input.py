@@ -22,7 +22,8 @@ GOOD_AFTER = ticket("g2", "responded", "2026-03-01T12:00:00Z")
      "lines[0].quantity_on_hand input should be greater than or equal to 0"),
     ({"topic": "parts-stock", "event_id": "b", "exporter_id": "EXP-1", "market": "KE", "depot_id": "D1",
       "lines": [], "occurred_at": "2026-03-01T10:00:00Z"}, "lines list should have at least 1 item"),
-    ({**GOOD_BEFORE, "topic": "vehicle-sales"}, "topic"),
+    ({**GOOD_BEFORE, "topic": "vehicle-sales"},
+     "topic must be one of service-tickets, parts-stock, outlet-status, registry (got 'vehicle-sales')"),
     ({k: v for k, v in GOOD_BEFORE.items() if k != "topic"}, "topic must be present"),
     (["not", "an", "object"], "must be a JSON object"),
 ])

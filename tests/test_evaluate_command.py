@@ -112,7 +112,7 @@ def test_a_bad_policy_file_is_refused_with_file_field_and_reason(files: dict[str
                                                                   words: str) -> None:
     path = files["dir"] / "policy.json"
     path.write_text(json.dumps([{"version": "X", "effective_from": "2026-01-01", "parameters": parameters}]))
-    code, out, err = _run("evaluate", str(files["events"]), "--registry", str(files["registry"]),
+    code, _, err = _run("evaluate", str(files["events"]), "--registry", str(files["registry"]),
                           "--policy", str(path))
     assert code == 2
     assert str(path) in err and words in err

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from rich.console import Console
 from rich import box
+from rich.console import Console
 from rich.table import Table
 
 _MARK = {True: "[green]met[/]", False: "[red]BREACH[/]", None: "[dim]n/a[/]"}

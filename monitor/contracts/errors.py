@@ -21,6 +21,7 @@ _TYPE_MEANING = {
     "model_type": "must be a JSON object",
     "model_attributes_type": "must be a JSON object",
     "union_tag_not_found": "must be present: one of service-tickets, parts-stock, outlet-status, registry",
+    "union_tag_invalid": "must be one of service-tickets, parts-stock, outlet-status, registry",
 }
 
 
@@ -57,7 +58,7 @@ def explain(exc: ValidationError, *, skip_tag: bool = False) -> tuple[str, list[
         path = field_path(tuple(error["loc"]), skip_tag=skip_tag and error["type"] != "union_tag_invalid")
         if error["type"] in ("union_tag_not_found", "union_tag_invalid"):
             path = "topic"
-        given = error.get("input")
+        given = error.get("ctx", {}).get("tag") if error["type"] == "union_tag_invalid" else error.get("input")
         entry: dict[str, Any] = {"field": path or "the line", "problem": _words(error)}
         if error["type"] not in ("missing", "json_invalid") and isinstance(given, str | int | float | bool):
             entry["given"] = given
