@@ -15,7 +15,6 @@ import gc
 import itertools
 import multiprocessing
 import os
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,10 +39,8 @@ from monitor.obligations.timebase import Micros, stamp, to_micros
 Progress = Callable[[int, int], None]  # (bytes read so far, total bytes)
 RegistryInput = Mapping[str, ExporterRegistration] | Iterable[ExporterRegistration | Mapping[str, Any]]
 Window = tuple[Micros | None, Micros | None]
-Line = tuple[int, int, bytes]  # (file index, line number, raw bytes)
 
 PARALLEL_FROM_BYTES = 16_000_000  # smaller inputs are judged in this process
-_BATCH = 2_000  # lines sent to a partition process at a time
 
 
 @dataclass
@@ -124,11 +121,6 @@ def _batch_memory() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def partition_of(exporter_id: str, count: int) -> int:
-    """Which of `count` partitions owns an exporter (stable across runs and processes)."""
-    return zlib.crc32(exporter_id.strip().encode()) % count
 
 
 def _registry(registry: RegistryInput) -> dict[str, ExporterRegistration]:
@@ -228,7 +220,7 @@ def evaluate_records(
     return _merge([share], policy, now)
 
 
-def _read(paths: Sequence[Path], progress: Progress | None) -> Iterator[Line]:
+def _read(paths: Sequence[Path], progress: Progress | None) -> Iterator[tuple[int, int, bytes]]:
     total = sum(p.stat().st_size for p in paths)
     done = 0
     for index, path in enumerate(paths):
@@ -273,19 +265,29 @@ def evaluate_files(
 def _evaluate_partitioned(paths: Sequence[Path], sources: list[str], registry: dict[str, ExporterRegistration],
                           policy: PolicyFile, as_of: datetime | None, window: Window, progress: Progress | None,
                           count: int) -> dict[str, Any]:
+    """Each partition process reads the files itself and keeps the lines of its own exporters,
+    so no line crosses between processes; they agree on "now" and return their shares."""
     context: Any = multiprocessing.get_context(
         "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
     pipes, workers = [], []
     for index in range(count):
         ours, theirs = context.Pipe()
         worker = context.Process(target=_partition_worker, name=f"evaluate-partition-{index}",
-                                 args=(theirs, index, count, sources, registry, policy, window), daemon=True)
+                                 args=(theirs, index, count, list(paths), sources, registry, policy, window),
+                                 daemon=True)
         worker.start()
         theirs.close()
         pipes.append(ours)
         workers.append(worker)
     try:
-        return _drive_partitions(paths, pipes, policy, as_of, progress)
+        while (message := pipes[0].recv())[0] == "progress":  # the first partition reports reading progress
+            if progress is not None:
+                progress(message[1], message[2])
+        latest = [message[1]] + [pipe.recv()[1] for pipe in pipes[1:]]
+        now = to_micros(as_of) if as_of is not None else max((t for t in latest if t is not None), default=None)
+        for pipe in pipes:
+            pipe.send(now)
+        shares = [pipe.recv() for pipe in pipes]
     except (BrokenPipeError, EOFError):
         for worker in workers:
             worker.join(timeout=5)
@@ -296,59 +298,87 @@ def _evaluate_partitioned(paths: Sequence[Path], sources: list[str], registry: d
             worker.join(timeout=5)
             if worker.is_alive():
                 worker.kill()
-
-
-def _drive_partitions(paths: Sequence[Path], pipes: list[Connection], policy: PolicyFile, as_of: datetime | None,
-                      progress: Progress | None) -> dict[str, Any]:
-    """Send each line to its partition, agree on "now", and merge what the partitions conclude."""
-    count = len(pipes)
-    buffers: list[list[Line]] = [[] for _ in range(count)]
-    for line in _read(paths, progress):
-        for target in _route(line[2], count):
-            buffer = buffers[target]
-            buffer.append(line)
-            if len(buffer) >= _BATCH:
-                pipes[target].send(buffer)
-                buffers[target] = []
-    for pipe, buffer in zip(pipes, buffers, strict=True):
-        if buffer:
-            pipe.send(buffer)
-        pipe.send(None)
-    latest = [pipe.recv() for pipe in pipes]
-    now = to_micros(as_of) if as_of is not None else max((t for t in latest if t is not None), default=None)
-    for pipe in pipes:
-        pipe.send(now)
-    shares = [pipe.recv() for pipe in pipes]
     return _merge(shares, policy, now)
 
 
-def _route(raw: bytes, count: int) -> range | tuple[int]:
-    """Partitions a line goes to: its exporter's; every one for a registration; the first for
-    a line that is not a JSON object with an exporter (it will be rejected there)."""
+_KEY = b'"exporter_id"'
+
+
+def _exporter_of(raw: bytes) -> str | None:
+    """The exporter id of a plain event line found without parsing it, or None when the line
+    needs a real parse (a registration, the key twice, an escape, no string value)."""
+    start = raw.find(_KEY)
+    if start < 0 or raw.find(_KEY, start + len(_KEY)) >= 0 or b'"registry"' in raw:
+        return None
+    colon = raw.find(b":", start + len(_KEY))
+    opening = raw.find(b'"', colon + 1)
+    if colon < 0 or opening < 0 or raw[colon + 1 : opening].strip():
+        return None
+    closing = raw.find(b'"', opening + 1)
+    value = raw[opening + 1 : closing]
+    if closing < 0 or b"\\" in value:
+        return None
     try:
-        record = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return (0,)
-    if not isinstance(record, dict):
-        return (0,)
-    if record.get("topic") == "registry":
-        return range(count)
-    exporter = record.get("exporter_id")
-    return (partition_of(exporter, count),) if isinstance(exporter, str) else (0,)
+        return value.decode().strip()
+    except UnicodeDecodeError:
+        return None
 
 
-def _partition_worker(pipe: Connection, index: int, count: int, sources: list[str],
+class _Assignment:
+    """Which partition owns each exporter: round-robin in order of first appearance.
+
+    Every partition process reads the same lines in the same order, so all of them come to
+    the same assignment without exchanging a word; exporters known only from the registry
+    are dealt out after the last line, in id order.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.owner: dict[str, int] = {}
+
+    def of_line(self, raw: bytes) -> int | None:
+        """A line's partition; None for a registration (every partition keeps those); the
+        first for a line that is not a JSON object with an exporter (it is rejected there)."""
+        exporter = _exporter_of(raw)
+        if exporter is not None:
+            return self.of_exporter(exporter)
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return 0
+        if not isinstance(record, dict):
+            return 0
+        if record.get("topic") == "registry":
+            return None
+        exporter = record.get("exporter_id")
+        return self.of_exporter(exporter.strip()) if isinstance(exporter, str) else 0
+
+    def of_exporter(self, exporter_id: str) -> int:
+        owner = self.owner.get(exporter_id)
+        if owner is None:
+            owner = self.owner[exporter_id] = len(self.owner) % self.count
+        return owner
+
+
+def _partition_worker(pipe: Connection, index: int, count: int, paths: list[Path], sources: list[str],
                       registry: dict[str, ExporterRegistration], policy: PolicyFile, window: Window) -> None:
     intake = Intake(sources)
     validate = EVENT_LINE.validate_json
+    assignment = _Assignment(count)
+    report = None
+    if index == 0:
+        def report(done: int, total: int) -> None:
+            pipe.send(("progress", done, total))
     with _batch_memory():
-        while (batch := pipe.recv()) is not None:
-            for file_index, number, raw in batch:
+        for file_index, number, raw in _read(paths, report):
+            owner = assignment.of_line(raw)
+            if owner is None or owner == index:
                 intake.line(file_index, number, raw, validate)
-        pipe.send(intake.latest())
+        pipe.send(("latest", intake.latest()))
         now = pipe.recv()
-        # registrations (broadcast to every partition) are judged by their exporter's owner only
+        for exporter_id in sorted({*registry, *intake.registrations}):
+            assignment.of_exporter(exporter_id)
         share = _judge_share(intake, registry, policy, now, window,
-                             owns=lambda exporter_id: partition_of(exporter_id, count) == index)
+                             owns=lambda exporter_id: assignment.of_exporter(exporter_id) == index)
         pipe.send(share)
     pipe.close()

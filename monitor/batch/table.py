@@ -59,7 +59,8 @@ def render(doc: dict[str, Any], console: Console) -> None:
 
     open_breaches = [a for a in doc["alerts"] if a["status"] == "open" and a["severity"] == "breach"]
     if open_breaches:
-        latest = Table(title=f"Open breaches (latest 15 of {len(open_breaches)})", header_style="bold")
+        shown = "" if len(open_breaches) <= 15 else f", latest 15 of {len(open_breaches)}"
+        latest = Table(title=f"Open breaches ({len(open_breaches)}{shown})", header_style="bold")
         for column in ("opened at", "exporter", "market", "obligation", "subject"):
             latest.add_column(column)
         for a in open_breaches[-15:]:
