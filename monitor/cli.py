@@ -52,6 +52,7 @@ class Instant(click.ParamType):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="aftersales-monitor", prog_name="monitor")
 @click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
 def main(verbose: int) -> None:
     """After-sales obligation monitor for electric-vehicle exports.
