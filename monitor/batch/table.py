@@ -64,7 +64,8 @@ def render(doc: dict[str, Any], console: Console) -> None:
         for column in ("opened at", "exporter", "market", "obligation", "subject"):
             latest.add_column(column)
         for a in open_breaches[-15:]:
-            latest.add_row(a["opened_at"], a["exporter_id"], a["market"] or "—", a["obligation"], a["subject"])
+            opened = a["opened_at"][:16].replace("T", " ") + "Z"  # to the minute: fits a terminal
+            latest.add_row(opened, a["exporter_id"], a["market"] or "—", a["obligation"], a["subject"])
         console.print(latest)
 
     if doc["rejected"]:
