@@ -17,6 +17,17 @@ EXAMPLES = Path(__file__).parent / "examples"
 _REGISTRY = TypeAdapter(list[ExporterRegistration])
 
 
+class _DatesAsText(yaml.SafeLoader):
+    """YAML without implicit timestamps: dates reach the models as text, so a bad one
+    (2026-13-01) is refused by validation with its field, not by the YAML parser."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class ConfigFileError(ValueError):
     """A registry or policy file that cannot be used; says which file, which field, and why."""
 
@@ -36,7 +47,7 @@ def _read(path: Path) -> Any:
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_DatesAsText)  # noqa: S506 - a SafeLoader subclass
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigFileError(path, f"is not valid {'JSON' if path.suffix.lower() == '.json' else 'YAML'}: "
                                     f"{exc}") from None
