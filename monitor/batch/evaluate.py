@@ -84,12 +84,17 @@ class Intake:
         if known is None:
             self.events[key] = (at, message)
         elif known[1] != message:
-            keep, drop = sorted([known, (at, message)], key=lambda e: (e[0], e[1].model_dump_json()))
-            self.events[key] = keep
+            # the copy that sorts first is kept whatever the arrival order; every other copy is set
+            # aside once, and the finding describes that copy by content (positions depend on arrival)
+            arriving = (at, message)
+            if (at, message.model_dump_json()) < (known[0], known[1].model_dump_json()):
+                drop, self.events[key] = known, arriving
+            else:
+                drop = arriving
             self.findings.append(Finding(
                 "conflicting_duplicate", message.exporter_id, message.event_id,
-                f"two different messages share event_id {message.event_id!r}; kept the one at "
-                f"{stamp(keep[0])}, set aside the one at {stamp(drop[0])} ({self.source(file_index, number)})",
+                f"a different message with event_id {message.event_id!r} and occurred_at {stamp(drop[0])} was "
+                f"set aside: {drop[1].model_dump_json(exclude={'topic'})}",
                 [message.event_id]))
 
     def latest(self) -> Micros | None:
@@ -171,7 +176,7 @@ def _merge(shares: Sequence[Share], policy: PolicyFile, now: Micros | None) -> d
         # a bad registration line reaches every partition: report it once
         "rejected": [r for _, r in sorted({key: r for s in shares for key, r in s.rejected}.items())],
         "data_quality": sorted((f for s in shares for f in s.findings),
-                               key=lambda f: (f["kind"], f["exporter_id"] or "", f["subject"], f["event_ids"])),
+                               key=lambda f: (f["kind"], f["exporter_id"] or "", f["subject"], f["event_ids"], f["detail"])),
     }
 
 

@@ -165,11 +165,8 @@ def _judge(ticket_id: str, number: int, start: TicketStep, window: Sequence[Tick
     rules = policy.at(start.at)
     deadline = start.at + rules.deadline
     responded = next((s for s in window if s.type is TicketEventType.responded), None)
-    resolution = next((s for s in window if s.type is TicketEventType.resolved), None)
-    answer = responded or resolution
-    # a cancellation counts only while the cycle is open, i.e. before its resolution
-    cancel = next((s for s in window if s.type is TicketEventType.cancelled
-                   and (resolution is None or s < resolution)), None)
+    answer = responded or next((s for s in window if s.type is TicketEventType.resolved), None)
+    cancel = next((s for s in window if s.type is TicketEventType.cancelled), None)
     if answer is not None and cancel is not None:
         if answer.at <= cancel.at:
             cancel = None  # answered first (or at the same instant): the cancellation changes nothing
