@@ -175,8 +175,8 @@ def _merge(shares: Sequence[Share], policy: PolicyFile, now: Micros | None) -> d
         "alerts": [a for _, a in sorted((a for s in shares for a in s.alerts), key=lambda a: a[0])],
         # a bad registration line reaches every partition: report it once
         "rejected": [r for _, r in sorted({key: r for s in shares for key, r in s.rejected}.items())],
-        "data_quality": sorted((f for s in shares for f in s.findings),
-                               key=lambda f: (f["kind"], f["exporter_id"] or "", f["subject"], f["event_ids"], f["detail"])),
+        "data_quality": sorted((f for s in shares for f in s.findings), key=lambda f: (
+            f["kind"], f["exporter_id"] or "", f["subject"], f["event_ids"], f["detail"])),
     }
 
 

@@ -1,0 +1,1 @@
+"""Synthetic exporter networks and their event streams, for benchmarks, examples and `monitor simulate`."""
