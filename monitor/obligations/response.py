@@ -98,18 +98,20 @@ class Cycle:
 class TicketLedger:
     """Every event of one ticket, de-duplicated by event_id, kept in rule order."""
 
-    __slots__ = ("_ids", "steps", "ticket_id")
+    __slots__ = ("steps", "ticket_id")
 
     def __init__(self, ticket_id: str) -> None:
         self.ticket_id = ticket_id
         self.steps: list[TicketStep] = []
-        self._ids: set[str] = set()
 
     def add(self, step: TicketStep) -> bool:
-        """Record an event; False when its event_id was already seen."""
-        if step.event_id in self._ids:
+        """Record an event; False when its event_id was already seen.
+
+        A ticket has a handful of events, so a scan costs less than keeping a set of ids
+        (which was the largest part of an open cycle's memory).
+        """
+        if any(known.event_id == step.event_id for known in self.steps):
             return False
-        self._ids.add(step.event_id)
         bisect.insort(self.steps, step)
         return True
 
