@@ -114,26 +114,23 @@ def _peaks_kib() -> tuple[int, int]:
     return own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
 
-def _orjson_loads(path: Path) -> dict[str, Any]:
-    loads = orjson.loads
+def _each_line(path: Path, parse: Callable[[bytes], Any]) -> dict[str, Any]:
     count = 0
     with path.open("rb") as lines:
         for line in lines:
-            loads(line)
+            parse(line)
             count += 1
     return {"lines": count}
+
+
+def _orjson_loads(path: Path) -> dict[str, Any]:
+    return _each_line(path, orjson.loads)
 
 
 def _validate_json(path: Path) -> dict[str, Any]:
     from monitor.contracts.lines import EVENT_LINE
 
-    validate = EVENT_LINE.validate_json
-    count = 0
-    with path.open("rb") as lines:
-        for line in lines:
-            validate(line)
-            count += 1
-    return {"lines": count}
+    return _each_line(path, EVENT_LINE.validate_json)
 
 
 def _evaluate(path: Path, registry_path: Path, processes: int | None) -> dict[str, Any]:

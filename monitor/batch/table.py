@@ -24,7 +24,7 @@ def render(doc: dict[str, Any], console: Console) -> None:
     """Figures per exporter and market, network size, alerts, rejected lines, data quality."""
     console.print(f"[bold]As of[/] {doc['as_of']}   policy {', '.join(doc['policy_versions'])}")
 
-    figures = Table(title="Compliance by exporter and market", header_style="bold", box=box.SIMPLE_HEAD,
+    figures = Table(title="Compliance by exporter and market", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                     caption="* major export market · cycles: compliant/breached/pending/withdrawn · "
                             "rescue: rescue-capable/active outlets")
     for column in ("exporter", "mkt", "48h ratio", "cycles", "p95", "parts", "rescue", "coverage"):
