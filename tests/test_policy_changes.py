@@ -98,3 +98,25 @@ def test_ticket_cycles_keep_the_deadline_of_the_version_in_force_at_their_start(
     breaches = [(a["subject"], a["opened_at"], a["policy_version"]) for a in doc["alerts"]
                 if a["obligation"] == "response_48h" and a["severity"] == "breach"]
     assert breaches == [("T-B#1", "2026-03-06T12:00:00Z", "2026.2")]
+
+
+def test_the_table_names_every_threshold_applied_and_what_it_rests_on(tmp_path) -> None:
+    import orjson
+    import yaml
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(orjson.dumps(_stock("s1", [("P1", 1)], "2026-03-06T10:00:00Z")) + b"\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump([v.model_dump(mode="json") for v in
+                                      _policy({"parts_inventory.min_rate": 0.35}).root]))
+    registry = tmp_path / "registry.yaml"
+    registry.write_text(yaml.safe_dump(REGISTRY))
+    result = CliRunner().invoke(main, ["evaluate", str(events), "--registry", str(registry), "--policy", str(policy)],
+                                env={"COLUMNS": "400"})
+    assert result.exit_code == 0
+    assert "policy 2026.2 from 2026-03-05 (1 official, 7 reported" in result.stdout
+    assert "parts_inventory.min_rate 0.35 [official]" in result.stdout
+    assert "response_48h.deadline_hours 48 [reported]" in result.stdout

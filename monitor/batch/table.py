@@ -23,6 +23,12 @@ def _hours(value: float | None) -> str:
 def render(doc: dict[str, Any], console: Console) -> None:
     """Figures per exporter and market, network size, alerts, rejected lines, data quality."""
     console.print(f"[bold]As of[/] {doc['as_of']}   policy {', '.join(doc['policy_versions'])}")
+    for policy in doc["policies"]:
+        statuses = Counter(p["status"] for p in policy["parameters"].values())
+        thresholds = ", ".join(f"{name} {p['value']} [{p['status']}]" for name, p in policy["parameters"].items())
+        console.print(f"policy {policy['version']} from {policy['effective_from']} "
+                      f"({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}; sources in --format json): "
+                      f"{thresholds}", style="dim", markup=False, highlight=False)
 
     figures = Table(title="Compliance by exporter and market", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                     caption="* major export market · cycles: compliant/breached/pending/withdrawn · "
