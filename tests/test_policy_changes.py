@@ -119,4 +119,4 @@ def test_the_table_names_every_threshold_applied_and_what_it_rests_on(tmp_path) 
     assert result.exit_code == 0
     assert "policy 2026.2 from 2026-03-05 (1 official, 7 reported" in result.stdout
     assert "parts_inventory.min_rate 0.35 [official]" in result.stdout
-    assert "response_48h.deadline_hours 48 [reported]" in result.stdout
+    assert "response_48h.deadline_hours 48.0 [reported]" in result.stdout
