@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from monitor.contracts.events import TicketEventType
 from monitor.contracts.outputs import Obligation, Severity
@@ -29,17 +30,20 @@ _RANK = {
 }
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class TicketStep:
-    """One ticket event, reduced to what the rules need; ordered as the rules read them."""
+class TicketStep(NamedTuple):
+    """One ticket event, reduced to what the rules need; ordered as the rules read them.
+
+    Tuples order by (at, rank, event_id) first, and event ids are unique within a
+    ticket, so the later fields never decide an order.
+    """
 
     at: Micros
     rank: int
     event_id: str
-    type: TicketEventType = field(compare=False)
-    exporter_id: str = field(compare=False)
-    market: str = field(compare=False)
-    vin: str = field(compare=False)
+    type: TicketEventType
+    exporter_id: str
+    market: str
+    vin: str
 
     @classmethod
     def make(cls, at: Micros, event_id: str, type_: TicketEventType, exporter_id: str, market: str,
