@@ -14,6 +14,7 @@ import click
 import orjson
 from rich.console import Console
 
+from monitor import __version__
 from monitor import schemas as message_schemas
 from monitor.config_files import ConfigFileError, load_policy, load_registry
 from monitor.settings import MonitorSettings
@@ -52,7 +53,7 @@ class Instant(click.ParamType):
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(package_name="aftersales-monitor", prog_name="monitor")
+@click.version_option(version=__version__, prog_name="monitor")
 @click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
 def main(verbose: int) -> None:
     """After-sales obligation monitor for electric-vehicle exports.

@@ -22,7 +22,10 @@ def _hours(value: float | None) -> str:
 
 def render(doc: dict[str, Any], console: Console) -> None:
     """Figures per exporter and market, network size, alerts, rejected lines, data quality."""
-    console.print(f"[bold]As of[/] {doc['as_of']}   policy {', '.join(doc['policy_versions'])}")
+    if doc["as_of"] is None:
+        console.print("[bold]No events in the input[/]: registered exporters are listed with nothing reported")
+    else:
+        console.print(f"[bold]As of[/] {doc['as_of']}   policy {', '.join(doc['policy_versions'])}")
     for policy in doc["policies"]:
         statuses = Counter(p["status"] for p in policy["parameters"].values())
         thresholds = ", ".join(f"{name} {p['value']} [{p['status']}]" for name, p in policy["parameters"].items())
