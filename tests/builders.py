@@ -1,7 +1,7 @@
 """Builders for hand-worked scenarios: registrations, events, and readers of the evaluate document.
 
 Every timestamp is written out in full (with its offset) in the tests themselves, so the expected
-values can be checked against OBLIGATIONS.md and docs/interpretation.md by reading the test.
+values can be checked against OBLIGATIONS.md and the README (How the rules are read) by reading the test.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Each rule at its edge: one side of every boundary of OBLIGATIONS.md and docs/interpretation.md.
+"""Each rule at its edge: one side of every boundary of OBLIGATIONS.md and the README (How the rules are read).
 
 Expected values are worked out by hand from the documents; the comments give the arithmetic.
 """
@@ -96,7 +96,7 @@ def test_cancellation_one_second_before_the_deadline_withdraws_the_cycle() -> No
 
 
 def test_cancellation_at_the_deadline_itself_withdraws_the_cycle() -> None:
-    # interpretation.md: withdrawn if the cancellation is "no later than the deadline"
+    # README, How the rules are read: withdrawn if the cancellation is "no later than the deadline"
     doc = evaluate([OPENED, ticket("e2", "cancelled", "2026-03-03T10:00:00Z")], as_of="2026-03-05T00:00:00Z")
     assert counts(doc) == {"compliant": 0, "breached": 0, "withdrawn": 1, "pending": 0}
     assert [a for a in alert_facts(doc, R48) if a[0] == "breach"] == []
@@ -362,7 +362,7 @@ def test_as_of_defaults_to_the_latest_occurred_at() -> None:
 # --- more edges of the ticket rules ---------------------------------------------------------------------------
 
 def test_answer_at_the_same_instant_as_a_cancellation_counts() -> None:
-    # interpretation.md: "An answer at the same instant as a cancellation counts."
+    # README, How the rules are read: "An answer at the same instant as a cancellation counts."
     doc = evaluate([OPENED, ticket("e2", "cancelled", "2026-03-01T15:00:00Z"),
                     ticket("e3", "responded", "2026-03-01T15:00:00Z")])
     assert counts(doc) == {"compliant": 1, "breached": 0, "withdrawn": 0, "pending": 0}
@@ -377,7 +377,7 @@ def test_cancellation_strictly_before_the_answer_withdraws_the_cycle() -> None:
 
 
 def test_first_cancellation_of_the_cycle_before_its_answer_withdraws_it_even_after_a_resolution() -> None:
-    # interpretation.md: the answer is "the first responded among [the cycle's events], or, with none, the
+    # README, How the rules are read: the answer is "the first responded among [the cycle's events], or, with none, the
     # first resolved" -> the response at 13:00; "Cancellation: the first cancelled of the cycle. If it comes
     # before the answer (strictly earlier) and no later than the deadline, the cycle is withdrawn." -> 12:00
     doc = evaluate([OPENED,

@@ -103,7 +103,7 @@ def test_default_as_of_is_the_same_for_any_arrival_order(events: list[dict], dat
 
 def test_conflicting_duplicates_give_the_same_document_in_any_arrival_order() -> None:
     # two different messages share event_id e2: the one that sorts first by (occurred_at, canonical JSON),
-    # the response at 11:00Z, is kept (interpretation.md, Time) -> response time 1 h in every arrival order
+    # the response at 11:00Z, is kept (README, How the rules are read: Time) -> response time 1 h in every arrival order
     opened = ticket("e1", "opened", "2026-03-01T10:00:00Z")
     late = ticket("e2", "responded", "2026-03-01T12:00:00Z")
     early = ticket("e2", "responded", "2026-03-01T11:00:00Z")

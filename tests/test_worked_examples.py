@@ -1,7 +1,7 @@
 """Every row of OBLIGATIONS.md "Worked examples (default policy)", times read as UTC.
 
 Default policy: deadline 48 h, at-risk warning at 36 h, min rate 0.20, min quantity 1.
-Per docs/interpretation.md, the warning opens at start + 36 h when the cycle is still unanswered
+Per the README (How the rules are read), the warning opens at start + 36 h when the cycle is still unanswered
 then, and resolves at the answer, the withdrawal or the deadline, whichever comes first; the breach
 opens at the deadline and resolves at a late answer.  Registration: category II (no network
 minimum), major market KE; every test looks only at the obligation it is about.
