@@ -90,8 +90,8 @@ def _describe(cause: Cause) -> dict[str, str]:
     return {"kind": kind, "at": stamp(at), name: ref} if ref else {"kind": kind, "at": stamp(at)}
 
 
-def _parts_evidence(stock: MarketStock, rules: Thresholds, cause: Cause) -> dict[str, Any]:
-    return {**stock.evidence(rules.min_rate), "cause": _describe(cause)}
+def _parts_evidence(stock: MarketStock, cause: Cause) -> dict[str, Any]:
+    return {**stock.evidence(), "cause": _describe(cause)}
 
 
 def _coverage_evidence(outlets: ExporterOutlets, market: str, cause: Cause) -> dict[str, Any]:
@@ -303,8 +303,7 @@ class ComplianceEngine:
                 stock = book.markets[market]
                 if stock.catalogue:
                     self._observe(book, Obligation.parts_inventory, market, market, at, rules,
-                                  stock.stocked < stock.required,
-                                  partial(_parts_evidence, stock, rules, cause))
+                                  not stock.compliant, partial(_parts_evidence, stock, cause))
             elif market in book.major_markets:
                 self._observe(book, Obligation.emergency_coverage, market, market, at, rules,
                               book.outlets.rescue[market] == 0,
@@ -402,7 +401,7 @@ class ComplianceEngine:
                     "exporter_id": exporter_id,
                     "market": market,
                     "response_48h": response_figure(cycles_by_market.get((exporter_id, market), ()), window),
-                    "parts_inventory": stock.figure(rules.min_rate),
+                    "parts_inventory": stock.figure(),
                     "emergency_coverage": {
                         "active_outlets": book.outlets.active[market],
                         "rescue_outlets": book.outlets.rescue[market],

@@ -14,11 +14,12 @@ class MarketStock:
     total reaches `min_quantity`: a report costs O(its lines), not O(the catalogue).
     """
 
-    __slots__ = ("catalogue", "latest", "min_quantity", "required", "stocked", "totals")
+    __slots__ = ("catalogue", "latest", "min_quantity", "min_rate", "required", "stocked", "totals")
 
     def __init__(self, catalogue: frozenset[str] | None, min_quantity: int, min_rate: Fraction) -> None:
         self.catalogue = catalogue  # None: the exporter is not registered, the figure is undefined
         self.min_quantity = min_quantity
+        self.min_rate = min_rate
         self.required = 0
         self.latest: dict[tuple[str, str], tuple[int, str, int]] = {}  # (depot, part) -> (at, event_id, qty)
         self.totals: dict[str, int] = {}
@@ -61,6 +62,7 @@ class MarketStock:
         so judging a report is one integer comparison.
         """
         self.min_quantity = min_quantity
+        self.min_rate = min_rate
         size = len(self.catalogue or ())
         self.required = math.ceil(min_rate * size)
         self.stocked = sum(1 for part in self.catalogue or () if self.totals.get(part, 0) >= min_quantity)
@@ -70,24 +72,25 @@ class MarketStock:
             return None
         return Fraction(self.stocked, len(self.catalogue))
 
-    def compliant(self, min_rate: Fraction) -> bool | None:
-        rate = self.rate()
-        return None if rate is None else rate >= min_rate
+    @property
+    def compliant(self) -> bool | None:
+        """Rate at or above the minimum; None when the catalogue is empty or unknown."""
+        return None if not self.catalogue else self.stocked >= self.required
 
-    def figure(self, min_rate: Fraction) -> dict:
+    def figure(self) -> dict:
         rate = self.rate()
         return {
             "catalogue": None if self.catalogue is None else len(self.catalogue),
             "stocked": None if self.catalogue is None else self.stocked,
             "rate": None if rate is None else float(rate),
-            "compliant": None if rate is None else rate >= min_rate,
+            "compliant": self.compliant,
         }
 
-    def evidence(self, min_rate: Fraction) -> dict:
+    def evidence(self) -> dict:
         catalogue = sorted(self.catalogue or ())
         return {
-            **self.figure(min_rate),
-            "min_rate": float(min_rate),
+            **self.figure(),
+            "min_rate": float(self.min_rate),
             "min_quantity": self.min_quantity,
             "quantities": {part: self.totals.get(part, 0) for part in catalogue},
             "missing_parts": [p for p in catalogue if self.totals.get(p, 0) < self.min_quantity],
