@@ -30,8 +30,7 @@ from monitor.contracts.errors import explain
 from monitor.contracts.lines import EVENT_LINE, RegistryLine
 from monitor.contracts.policy import DEFAULT_POLICY, PolicyFile
 from monitor.contracts.registry import ExporterRegistration
-from monitor.obligations.alerts import AlertRecord
-from monitor.obligations.engine import ComplianceEngine, InputEvent, Judgement
+from monitor.obligations.engine import ComplianceEngine, InputEvent
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.quality import Finding
 from monitor.obligations.timebase import Micros, stamp, to_micros
@@ -153,7 +152,8 @@ def _judge_share(intake: Intake, registry: dict[str, ExporterRegistration], poli
         figures=judgement.figures,
         exporters=judgement.exporters,
         alerts=[((a.opened_at, a.exporter_id, a.obligation.value, a.subject, a.severity.value),
-                 alert_message(a, judgement)) for a in judgement.alerts],
+                 a.message(judgement.as_of, judgement.accountable.get(a.exporter_id, [a.exporter_id])))
+                for a in judgement.alerts],
         rejected=intake.rejected,
         findings=[_finding(f) for f in (*intake.findings, *judgement.findings)],
         versions=set(judgement.policy_versions),
@@ -183,21 +183,6 @@ def _merge(shares: Sequence[Share], policy: PolicyFile, now: Micros | None) -> d
 def _finding(finding: Finding) -> dict[str, Any]:
     return {"kind": finding.kind, "exporter_id": finding.exporter_id, "subject": finding.subject,
             "detail": finding.detail, "event_ids": finding.event_ids}
-
-
-def alert_message(alert: AlertRecord, judgement: Judgement, raised_at: datetime | None = None) -> dict[str, Any]:
-    """An alert as the ComplianceAlert message (plain JSON data), in its status at the judgement's time."""
-    status = alert.status_at(judgement.as_of)
-    return {
-        "alert_id": alert.alert_id, "exporter_id": alert.exporter_id, "market": alert.market,
-        "obligation": alert.obligation.value, "severity": alert.severity.value, "status": status,
-        "subject": alert.subject, "opened_at": stamp(alert.opened_at),
-        "resolved_at": stamp(alert.resolved_at) if status == "resolved" and alert.resolved_at is not None else None,
-        "raised_at": None if raised_at is None else stamp(to_micros(raised_at)),
-        "renewal_relevant": alert.renewal_relevant, "policy_version": alert.policy_version,
-        "accountable": judgement.accountable.get(alert.exporter_id, [alert.exporter_id]),
-        "evidence": alert.evidence,
-    }
 
 
 def _window(window_from: datetime | None, window_to: datetime | None) -> Window:

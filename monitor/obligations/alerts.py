@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.contracts.outputs import Obligation, Severity
-from monitor.obligations.timebase import Micros
+from monitor.obligations.timebase import Micros, stamp
 
 _ALERT_NAMESPACE = uuid.UUID("6f1c3a52-8d0e-5b7a-9c61-2f4e8a0d7b13")
 
@@ -47,3 +47,16 @@ class AlertRecord:
 
     def status_at(self, now: Micros) -> str:
         return "resolved" if self.resolved_at is not None and self.resolved_at <= now else "open"
+
+    def message(self, now: Micros, accountable: list[str], raised_at: Micros | None = None) -> dict[str, Any]:
+        """The alert as its ComplianceAlert message (plain JSON data), in its status at `now`."""
+        status = self.status_at(now)
+        return {
+            "alert_id": self.alert_id, "exporter_id": self.exporter_id, "market": self.market,
+            "obligation": self.obligation.value, "severity": self.severity.value, "status": status,
+            "subject": self.subject, "opened_at": stamp(self.opened_at),
+            "resolved_at": stamp(self.resolved_at) if status == "resolved" and self.resolved_at is not None else None,
+            "raised_at": None if raised_at is None else stamp(raised_at),
+            "renewal_relevant": self.renewal_relevant, "policy_version": self.policy_version,
+            "accountable": accountable, "evidence": self.evidence,
+        }

@@ -6,8 +6,9 @@ going stale, a policy version taking effect); after it, it judges the state obli
 the instant touched and opens or resolves their alerts at that event time. Ticket
 cycles are judged from each ticket's own events at the end, as of "now".
 
-The state is keyed the way the input topics are partitioned (ticket, depot's market,
-outlet's exporter), so a stream worker can hold each piece in a table of its own.
+Exporters never affect each other: the state is kept per exporter (and tickets per
+exporter and ticket), so the work splits by exporter, over processes in `evaluate` and
+over partitions keyed by exporter in a stream worker.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class ComplianceEngine:
         self.books: dict[str, ExporterBook] = {}
         self.tickets: dict[tuple[str, str], TicketLedger] = {}
         self.now: Micros | None = None
-        self._rules = policy.at(min((t.effective_from for t in policy.changes()), default=0) - 1)
+        self._rules = policy.earliest()  # until the first instant fed; later versions arrive as timers
         self._first_event: Micros | None = None
         self._state_alerts: list[AlertRecord] = []
         self._open: dict[tuple[str, Obligation, str | None, str], AlertRecord] = {}

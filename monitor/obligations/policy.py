@@ -61,6 +61,9 @@ class PolicyBook:
         index = bisect.bisect_right(self._starts, instant) - 1
         return self._thresholds[max(index, 0)]
 
+    def earliest(self) -> Thresholds:
+        return self._thresholds[0]
+
     def changes(self) -> list[Thresholds]:
         """The versions that replace an earlier one, in order: instants where judgement changes."""
         return self._thresholds[1:]
