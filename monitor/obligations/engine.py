@@ -103,11 +103,16 @@ class ComplianceEngine:
     """The obligation rules of OBLIGATIONS.md over one registry and one policy."""
 
     def __init__(self, registry: Mapping[str, ExporterRegistration], policy: PolicyBook,
-                 owns: Callable[[str], bool] | None = None) -> None:
+                 owns: Callable[[str], bool] | None = None, keep_tickets: bool = True) -> None:
         """`owns` says which exporters this engine answers for, when the work is split by
         exporter (several processes or stream workers); the registry stays whole, since a
-        distributor's brands come from the automakers that authorised it."""
+        distributor's brands come from the automakers that authorised it.
+
+        `keep_tickets=False`: ticket events still count for authorisation and for the
+        markets in scope, but their ledgers are kept by the caller (a live worker judges
+        each ticket as its events arrive, whatever their order)."""
         self.registry = registry
+        self.keep_tickets = keep_tickets
         self.policy = policy
         self.books: dict[str, ExporterBook] = {}
         self.tickets: dict[tuple[str, str], TicketLedger] = {}
@@ -120,6 +125,7 @@ class ComplianceEngine:
         self._dirty: dict[tuple[str, str | None, int], Cause] = {}  # (exporter, market, what) -> latest cause
         self._timers: list[tuple[Micros, int, int, str, str]] = []
         self._timer_seq = 0
+        self.judgements = 0  # how many times state obligations were judged: a change marker for live workers
         for change in policy.changes():
             self._schedule(change.effective_from, _POLICY_CHANGE, "", change.version)
         for exporter_id in registry:
@@ -154,7 +160,8 @@ class ComplianceEngine:
             if isinstance(event, OutletStatusEvent):
                 self._outlet(book, event, at, rules)
             elif isinstance(event, ServiceTicketEvent):
-                self._ticket(event, at)
+                if self.keep_tickets:
+                    self._ticket(event, at)
             else:
                 self._stock(book, event, at)
         if self._dirty:
@@ -291,6 +298,7 @@ class ComplianceEngine:
             self._dirty[(exporter_id, market, _COVERAGE)] = cause
 
     def _settle(self, at: Micros) -> None:
+        self.judgements += 1
         rules = self._rules
         for (exporter_id, market, what), cause in self._dirty.items():
             book = self.books[exporter_id]
@@ -369,6 +377,38 @@ class ComplianceEngine:
 
     # ---- conclusions ------------------------------------------------------------------------
 
+    def market_figure(self, exporter_id: str, market: str, response: dict[str, Any]) -> dict[str, Any]:
+        """One exporter's figures in one market, given its response figure (which the caller
+        tallies: over a window in a batch, over every cycle so far in a live worker)."""
+        book = self.books[exporter_id]
+        return {
+            "exporter_id": exporter_id,
+            "market": market,
+            "response_48h": response,
+            "parts_inventory": book.markets[market].figure(),
+            "emergency_coverage": {
+                "active_outlets": book.outlets.active[market],
+                "rescue_outlets": book.outlets.rescue[market],
+                "covered": book.outlets.rescue[market] > 0,
+                "major_market": market in book.major_markets,
+            },
+        }
+
+    def exporter_figure(self, exporter_id: str, rules: Thresholds) -> dict[str, Any]:
+        """The exporter-wide figures (network size) under `rules`."""
+        book = self.books[exporter_id]
+        required = rules.min_outlets.get(book.registration.category) if book.registration else None
+        active = book.outlets.active_total
+        return {"exporter_id": exporter_id, "network_size": {
+            "active_outlets": active, "required": required,
+            "compliant": None if required is None else active >= required}}
+
+    def state_alerts(self) -> list[AlertRecord]:
+        """Every alert of the state obligations and authorisation opened so far (episodes
+        of parts, coverage and network size, authorisation facts), resolved or not."""
+        return self._state_alerts
+
+
     def judge(self, as_of: Micros, window: tuple[Micros | None, Micros | None] = (None, None)) -> Judgement:
         """Every figure and alert as of `as_of` (after the last instant fed)."""
         self.advance(as_of)
@@ -398,23 +438,9 @@ class ComplianceEngine:
                 if stock.catalogue is not None and not stock.catalogue:
                     findings.append(Finding("empty_catalogue", exporter_id, market,
                                             "no common-malfunction parts registered for this market"))
-                figures.append({
-                    "exporter_id": exporter_id,
-                    "market": market,
-                    "response_48h": response_figure(cycles_by_market.get((exporter_id, market), ()), window),
-                    "parts_inventory": stock.figure(),
-                    "emergency_coverage": {
-                        "active_outlets": book.outlets.active[market],
-                        "rescue_outlets": book.outlets.rescue[market],
-                        "covered": book.outlets.rescue[market] > 0,
-                        "major_market": market in book.major_markets,
-                    },
-                })
-            required = rules.min_outlets.get(book.registration.category) if book.registration else None
-            active = book.outlets.active_total
-            exporters.append({"exporter_id": exporter_id, "network_size": {
-                "active_outlets": active, "required": required,
-                "compliant": None if required is None else active >= required}})
+                response = response_figure(cycles_by_market.get((exporter_id, market), ()), window)
+                figures.append(self.market_figure(exporter_id, market, response))
+            exporters.append(self.exporter_figure(exporter_id, rules))
 
         if self._first_event is not None:
             versions.update(self.policy.in_force_between(self._first_event, as_of))

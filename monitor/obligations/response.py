@@ -229,25 +229,64 @@ def percentile(sorted_values: Sequence[float], share: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
 
 
+class ResponseTally:
+    """Outcome counts and answered response hours of a set of cycles, kept as cycles come and go.
+
+    The batch builds one per market from every cycle; a live worker keeps one per market
+    and swaps a ticket's cycles in and out as the ticket's judgement changes.
+    """
+
+    __slots__ = ("answered", "counts")
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(Outcome, 0)
+        self.answered: list[float] = []  # sorted
+
+    def add(self, outcome: Outcome, response_hours: float | None) -> None:
+        self.counts[outcome] += 1
+        if response_hours is not None:
+            bisect.insort(self.answered, response_hours)
+
+    def remove(self, outcome: Outcome, response_hours: float | None) -> None:
+        self.counts[outcome] -= 1
+        if response_hours is not None:
+            del self.answered[bisect.bisect_left(self.answered, response_hours)]
+
+    def figure(self) -> dict:
+        """Counts, ratio (undefined with no judged cycle) and response-hour percentiles."""
+        counts, answered = self.counts, self.answered
+        judged = counts[Outcome.compliant] + counts[Outcome.breached]
+        return {
+            "compliant": counts[Outcome.compliant],
+            "breached": counts[Outcome.breached],
+            "withdrawn": counts[Outcome.withdrawn],
+            "pending": counts[Outcome.pending],
+            "ratio": counts[Outcome.compliant] / judged if judged else None,
+            "p50_hours": percentile(answered, 0.50) if answered else None,
+            "p95_hours": percentile(answered, 0.95) if answered else None,
+        }
+
+
 def response_figure(cycles: Iterable[Cycle], window: tuple[Micros | None, Micros | None]) -> dict:
     """Counts, ratio and response-hour percentiles of the cycles starting in `window`."""
     low, high = window
-    counts = dict.fromkeys(Outcome, 0)
-    answered = []
+    tally = ResponseTally()
+    answered = tally.answered
     for cycle in cycles:
         if (low is not None and cycle.start.at < low) or (high is not None and cycle.start.at > high):
             continue
-        counts[cycle.outcome] += 1
+        tally.counts[cycle.outcome] += 1
         if (value := cycle.response_hours) is not None:
             answered.append(value)
-    judged = counts[Outcome.compliant] + counts[Outcome.breached]
     answered.sort()
-    return {
-        "compliant": counts[Outcome.compliant],
-        "breached": counts[Outcome.breached],
-        "withdrawn": counts[Outcome.withdrawn],
-        "pending": counts[Outcome.pending],
-        "ratio": counts[Outcome.compliant] / judged if judged else None,
-        "p50_hours": percentile(answered, 0.50) if answered else None,
-        "p95_hours": percentile(answered, 0.95) if answered else None,
-    }
+    return tally.figure()
+
+
+def next_change(ledger: TicketLedger, cycles: Sequence[Cycle], now: Micros) -> Micros | None:
+    """The first instant after `now` at which the ticket's judgement can change with no new event:
+    an at-risk point or a deadline of a cycle still waiting, or a step that has not happened yet."""
+    due = [step.at for step in ledger.steps if step.at > now][:1]
+    for cycle in cycles:
+        if cycle.outcome is Outcome.pending and cycle.closed_at() is None:
+            due.extend(t for t in (cycle.warn_at, cycle.deadline) if t > now)
+    return min(due) if due else None

@@ -1,0 +1,265 @@
+"""`monitor demo`: the whole system on one machine, and a live view of what it does.
+
+It starts the embedded broker and a worker as child processes (stopped by their own pids),
+produces a simulated exporter network's history and then its present in real time, and
+watches the alerts, compliance and dead-letter topics the way any consumer would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from monitor.embedded.broker import EmbeddedBroker, free_port
+from monitor.simulation.network import NetworkSpec
+from monitor.simulation.produce import ProduceStats, SimulationPlan, period_ending_today, produce
+from monitor.stream.topics import TopicNames, ensure_topics
+
+log = logging.getLogger(__name__)
+
+OBLIGATIONS = ("response_48h", "parts_inventory", "emergency_coverage", "network_size", "authorisation")
+
+
+@dataclass
+class DemoOptions:
+    broker_port: int | None = None  # None: 9092 when free, else any free port
+    web_port: int | None = None
+    seed: int = 2026
+    exporters: int = 5
+    days: int = 30
+    rate: float = 2000.0
+    duration: float | None = None  # seconds; None: until Ctrl-C
+    plain: bool = False  # a line every few seconds instead of a screen refreshed in place
+    workdir: Path = field(default_factory=lambda: Path.cwd() / ".monitor-demo")
+
+
+@dataclass
+class View:
+    """What the demo has seen on the output topics."""
+
+    produced: ProduceStats | None = None
+    alerts: dict[str, dict[str, Any]] = field(default_factory=dict)  # alert_id -> latest message
+    recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=8))
+    figures: dict[str, dict[str, Any]] = field(default_factory=dict)  # exporter:market -> snapshot
+    dead_letters: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def by_obligation(self) -> dict[str, Counter[str]]:
+        counts: dict[str, Counter[str]] = {name: Counter() for name in OBLIGATIONS}
+        for message in self.alerts.values():
+            counts[message["obligation"]][f"{message['severity']}:{message['status']}"] += 1
+        return counts
+
+
+class Demo:
+    """Starts everything, shows it, and stops everything it started."""
+
+    def __init__(self, options: DemoOptions, console: Console) -> None:
+        self.options = options
+        self.console = console
+        self.view = View()
+        self.stop = asyncio.Event()
+        self.broker: EmbeddedBroker | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.worker_log: IO[bytes] | None = None
+        self.names = TopicNames.of("aftersales.")
+
+    async def run(self) -> int:
+        options = self.options
+        options.workdir.mkdir(parents=True, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop.set)
+        try:
+            bootstrap = await asyncio.to_thread(self._start_broker)
+            await ensure_topics(bootstrap, self.names)
+            web_port = options.web_port or free_port()
+            self._start_worker(bootstrap, web_port)
+            self.console.print(f"worker started (pid {self.worker.pid if self.worker else '?'}); its metrics: "
+                               f"http://127.0.0.1:{web_port}/metrics, its log: {options.workdir / 'worker.log'}")
+            self.console.print("Ctrl-C stops everything.")
+            return await self._watch(bootstrap)
+        finally:
+            await asyncio.to_thread(self._shutdown)
+
+    def _start_broker(self) -> str:
+        port = self.options.broker_port
+        if port is None:
+            port = 9092 if _port_free(9092) else free_port()
+        self.broker = EmbeddedBroker(port=port, log_path=self.options.workdir / "broker.log")
+        self.broker.start()
+        self.console.print(f"embedded broker listening on {self.broker.bootstrap} (pid {self.broker.pid})")
+        return self.broker.bootstrap
+
+    def _start_worker(self, bootstrap: str, web_port: int) -> None:
+        env = {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": bootstrap, "MONITOR_TOPIC_PREFIX": self.names.prefix,
+               "MONITOR_WEB_PORT": str(web_port)}
+        self.worker_log = (self.options.workdir / "worker.log").open("ab")
+        self.worker = subprocess.Popen(  # our own interpreter and module
+            [sys.executable, "-m", "monitor", "worker"], env=env, stdout=self.worker_log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+
+    async def _watch(self, bootstrap: str) -> int:
+        options = self.options
+        spec = NetworkSpec(seed=options.seed, exporters=options.exporters, days=options.days,
+                           start=period_ending_today(options.days))
+        plan = SimulationPlan(spec=spec, rate=options.rate or None, live=True)
+
+        def progress(stats: ProduceStats) -> None:
+            self.view.produced = stats
+
+        producer = asyncio.create_task(produce(plan, bootstrap, self.names.prefix, progress=progress,
+                                               stop=self.stop))
+        reader = asyncio.create_task(self._read_outputs(bootstrap))
+        started = time.monotonic()
+        try:
+            if options.plain:
+                while not self._finished(started):
+                    self.console.print(self._line(), highlight=False, soft_wrap=True)
+                    await self._wait(5.0)
+            else:
+                with Live(self._screen(), console=self.console, refresh_per_second=2, transient=False) as live:
+                    while not self._finished(started):
+                        live.update(self._screen())
+                        await self._wait(0.5)
+            self.stop.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                self.view.produced = await producer
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        self.console.print(self._line(), highlight=False, soft_wrap=True)
+        return 0
+
+    def _finished(self, started: float) -> bool:
+        if self.stop.is_set():
+            return True
+        if self.worker is not None and self.worker.poll() is not None:
+            self.console.print(f"[red]the worker stopped (exit {self.worker.returncode}); see "
+                               f"{self.options.workdir / 'worker.log'}[/red]")
+            return True
+        return self.options.duration is not None and time.monotonic() - started >= self.options.duration
+
+    async def _wait(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def _read_outputs(self, bootstrap: str) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        names = self.names
+        consumer = AIOKafkaConsumer(names.alerts, names.compliance, names.deadletter, bootstrap_servers=bootstrap,
+                                    group_id=None, auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        try:
+            async for record in consumer:
+                document = orjson.loads(record.value or b"{}")
+                if record.topic == names.alerts:
+                    self.view.alerts[document["alert_id"]] = document
+                    self.view.recent.appendleft(document)
+                elif record.topic == names.compliance:
+                    self.view.figures[(record.key or b"").decode()] = document
+                else:
+                    self.view.dead_letters += 1
+                    self.view.reasons[document.get("reason", "")[:60]] += 1
+        finally:
+            await consumer.stop()
+
+    # ---- what a person sees -------------------------------------------------------------------
+
+    def _line(self) -> str:
+        produced = self.view.produced
+        sent = produced.produced if produced else 0
+        reached = produced.last_occurred_at if produced and produced.last_occurred_at else "-"
+        counts = self.view.by_obligation()
+        opened = {name: sum(v for k, v in c.items() if k.endswith(":open")) for name, c in counts.items()}
+        summary = ", ".join(f"{name} {opened[name]}" for name in OBLIGATIONS)
+        return (f"events in {sent:,} (simulated time {reached}); dead-lettered {self.view.dead_letters}; "
+                f"open alerts: {summary}")
+
+    def _screen(self) -> Group:
+        produced = self.view.produced
+        head = Table.grid(padding=(0, 2))
+        head.add_row("events produced", f"{produced.produced:,}" if produced else "0",
+                     "rate", f"{produced.events_per_second:,.0f}/s" if produced else "-",
+                     "simulated time", str(produced.last_occurred_at or "-") if produced else "-",
+                     "dead-lettered", f"{self.view.dead_letters:,}")
+        alerts = Table(title="alerts by obligation", expand=True)
+        for column in ("obligation", "warnings open", "breaches open", "resolved", "retracted"):
+            alerts.add_column(column, justify="right" if column != "obligation" else "left")
+        for name, counts in self.view.by_obligation().items():
+            resolved = counts["warning:resolved"] + counts["breach:resolved"]
+            retracted = counts["warning:retracted"] + counts["breach:retracted"]
+            alerts.add_row(name, str(counts["warning:open"]), str(counts["breach:open"]), str(resolved),
+                           str(retracted))
+        figures = Table(title="live figures (exporter × market)", expand=True)
+        for column in ("exporter", "market", "48 h ratio", "pending", "parts rate", "rescue outlets", "network"):
+            figures.add_column(column)
+        for key in sorted(self.view.figures)[:18]:
+            snapshot = self.view.figures[key]
+            response, parts = snapshot["response_48h"], snapshot["parts_inventory"]
+            coverage, network = snapshot["emergency_coverage"], snapshot["network_size"]
+            figures.add_row(
+                snapshot["exporter_id"], snapshot["market"],
+                "-" if response["ratio"] is None else f"{response['ratio']:.3f}", str(response["pending"]),
+                "-" if parts["rate"] is None else f"{parts['rate']:.2f}",
+                f"{coverage['rescue_outlets']}" + ("" if coverage["covered"] else " (uncovered)"),
+                f"{network['active_outlets']}/{network['required'] or '-'}")
+        recent = Table(title="latest alert transitions", expand=True)
+        for column in ("raised", "exporter", "market", "obligation", "severity", "status", "subject"):
+            recent.add_column(column)
+        for message in self.view.recent:
+            recent.add_row(str(message.get("raised_at", ""))[11:19], message["exporter_id"],
+                           message.get("market") or "-", message["obligation"], message["severity"],
+                           message["status"], message["subject"][:28])
+        return Group(Panel(head, title="aftersales monitor demo (Ctrl-C stops)"), alerts, figures, recent)
+
+    # ---- stopping -------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGTERM)
+            try:
+                self.worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                log.warning("worker %d did not stop in 20 s; killing it", self.worker.pid)
+                self.worker.kill()
+                self.worker.wait()
+        if self.worker_log is not None:
+            self.worker_log.close()
+        if self.broker is not None:
+            self.broker.stop()
+        self.console.print("stopped: worker and broker are down")
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def run_demo(options: DemoOptions, console: Console | None = None) -> int:
+    """Run the demo until Ctrl-C (or `options.duration`); returns the exit status."""
+    return asyncio.run(Demo(options, console or Console()).run())

@@ -1,0 +1,160 @@
+"""The Kafka topics of the monitor (CONTRACT.md, "Kafka topics"), and creating them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "aftersales."
+
+# short name (the part after the prefix) of each topic, by attribute
+_SHORT = {
+    "tickets": "service-tickets",
+    "stock": "parts-stock",
+    "outlets": "outlet-status",
+    "registry": "registry",
+    "alerts": "alerts",
+    "compliance": "compliance",
+    "deadletter": "deadletter",
+    "by_exporter": "events-by-exporter",
+}
+_COMPACTED = ("registry", "compliance")  # latest value per key is the state: compacted, never deleted
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """Every topic's full name under one prefix (default "aftersales.")."""
+
+    prefix: str = DEFAULT_PREFIX
+    tickets: str = field(init=False)
+    stock: str = field(init=False)
+    outlets: str = field(init=False)
+    registry: str = field(init=False)
+    alerts: str = field(init=False)
+    compliance: str = field(init=False)
+    deadletter: str = field(init=False)
+    by_exporter: str = field(init=False)  # internal: input events re-keyed by exporter_id
+
+    def __post_init__(self) -> None:
+        for attribute, short in _SHORT.items():
+            object.__setattr__(self, attribute, self.prefix + short)
+
+    @classmethod
+    def of(cls, prefix: str = DEFAULT_PREFIX) -> TopicNames:
+        """The topic names under `prefix`."""
+        return cls(prefix)
+
+    @property
+    def inputs(self) -> tuple[str, str, str, str]:
+        """The four input topics: service tickets, parts stock, outlet status, registry."""
+        return (self.tickets, self.stock, self.outlets, self.registry)
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        """Every topic, inputs first, the internal one last."""
+        return tuple(getattr(self, attribute) for attribute in _SHORT)
+
+    @property
+    def compacted(self) -> tuple[str, ...]:
+        """The topics whose latest value per key is the state (cleanup.policy=compact)."""
+        return tuple(getattr(self, attribute) for attribute in _COMPACTED)
+
+    @property
+    def short_names(self) -> Mapping[str, str]:
+        """Full topic name → short name ("aftersales.service-tickets" → "service-tickets")."""
+        return MappingProxyType({getattr(self, attribute): short for attribute, short in _SHORT.items()})
+
+    def internal(self, app_id: str) -> str:
+        """The internal topic of one consumer group (input re-keyed by exporter): one per group, so two
+        groups on one prefix never read each other's envelopes."""
+        return f"{self.by_exporter}.{app_id}"
+
+    def short(self, topic: str) -> str:
+        """The short name of one of these topics; KeyError for any other topic."""
+        return self.short_names[topic]
+
+
+async def ensure_topics(bootstrap: str, names: TopicNames, partitions: int = 8, replication: int = 1,
+                        extra_config: Mapping[str, str] | None = None) -> list[str]:
+    """Create whichever of the monitor's topics do not exist yet; return the names it created.
+
+    Every topic gets `partitions` partitions and `replication` replicas;
+    registry and compliance also get cleanup.policy=compact. `extra_config` is
+    added to every topic's config. Topics that already exist, or that another
+    process creates at the same time, are left as they are (their partition
+    count is not checked or changed). Raises aiokafka's KafkaError when the
+    broker cannot be reached or refuses a topic for any other reason.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="aftersales-monitor-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [topic for topic in names.all if topic not in existing]
+        if not wanted:
+            return []
+        compacted = set(names.compacted)
+        new = []
+        for topic in wanted:
+            config = dict(extra_config or {})
+            if topic in compacted:
+                config["cleanup.policy"] = "compact"
+            new.append(NewTopic(topic, partitions, replication, topic_configs=config))
+        response = await admin.create_topics(new)
+        created: list[str] = []
+        for topic, error_code, *rest in response.topic_errors:
+            if error_code == 0:
+                created.append(topic)
+                continue
+            error = for_code(error_code)
+            if error is TopicAlreadyExistsError:
+                log.debug("topic %s was created meanwhile by someone else", topic)
+                continue
+            message = rest[0] if rest and rest[0] else error.__name__
+            raise KafkaError(f"the broker refused to create topic {topic}: {message} (error code {error_code})")
+        if created:
+            log.info("created topics %s (%d partitions each)", ", ".join(created), partitions)
+            await _warn_unless_compacted(admin, [topic for topic in created if topic in compacted])
+        return created
+    finally:
+        await admin.close()
+
+
+async def _warn_unless_compacted(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """Log a warning for each of `topics` whose broker does not report cleanup.policy=compact.
+
+    Best effort: the check itself failing is logged, never raised, because the
+    topics exist either way and a broker may simply not describe configs.
+    """
+    if not topics:
+        return
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+    from aiokafka.errors import KafkaError
+
+    try:
+        # all of each topic's configs: naming the wanted key makes Tansu 0.6 drop the connection
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics])
+    except (KafkaError, OSError) as exc:
+        log.warning("could not check that %s are compacted (%r); check the broker's topic config",
+                    ", ".join(topics), exc)
+        return
+    policies: dict[str, str | None] = dict.fromkeys(topics)
+    for response in responses:
+        for _code, _message, _kind, name, entries in response.resources:
+            for entry in entries:
+                if entry[0] == "cleanup.policy":
+                    policies[name] = entry[1]
+    for topic, policy in policies.items():
+        if policy is None or "compact" not in policy:
+            log.warning("topic %s reports cleanup.policy=%s, not compact: its old values may be deleted "
+                        "by retention instead of kept per key", topic, policy)

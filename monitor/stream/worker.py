@@ -1,0 +1,543 @@
+"""The stream worker: input topics in, alert transitions and compliance snapshots out.
+
+Two stages in one Faust app, so that several workers share the work by partition:
+
+1. **intake** reads the four input topics (keyed by ticket, depot, outlet, exporter),
+   dead-letters what cannot be used, and forwards the rest untouched, in envelopes, to the
+   internal topic keyed by exporter. Registrations go to every partition.
+2. **judging** reads that topic: each partition holds whole exporters, judged live by the
+   obligation core (`monitor.stream.live`). Every envelope is kept in a changelog-backed
+   table, and so is every alert message published, so a worker that takes over a partition
+   (after a crash or a rebalance) judges its exporters again from their events and corrects
+   only what differs from what was published.
+
+A timer moves the clock: deadlines and outlets going stale are judged when they fall due,
+with no further event. Offsets are committed by Faust after the producer has flushed, so an
+input message counts as consumed only once its envelope (and so its effect) is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import faust
+import orjson
+from aiokafka.errors import KafkaError
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from pydantic import ValidationError
+
+from monitor.contracts.errors import explain
+from monitor.contracts.registry import ExporterRegistration
+from monitor.obligations.policy import PolicyBook
+from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
+from monitor.stream.envelope import Envelope, Origin, rejected
+from monitor.stream.intake import EVENT_ADAPTERS, peek, reason_kind, valid_event, why_refused
+from monitor.stream.live import LiveNetwork, Published
+from monitor.stream.settings import WorkerSettings
+from monitor.stream.topics import TopicNames
+
+log = logging.getLogger(__name__)
+
+ENVELOPE_BYTES = 512 * 1024  # an envelope is sent before it grows past this
+SENDER_SILENCE = 10.0  # seconds after which a sender's catching-up watermark no longer holds the clock back
+
+CONSUMED = Counter("monitor_events_consumed_total", "Input messages read, by input topic", ["topic"])
+REJECTED = Counter("monitor_events_rejected_total", "Input messages dead-lettered, by input topic and reason",
+                   ["topic", "reason"])
+DUPLICATES = Counter("monitor_events_duplicate_total", "Input events ignored as duplicates (same event_id)")
+TRANSITIONS = Counter("monitor_alert_transitions_total", "Alert messages published, by obligation, severity "
+                      "and status", ["obligation", "severity", "status"])
+SNAPSHOTS = Counter("monitor_compliance_snapshots_total", "Compliance snapshots published")
+CLOCK_BEHIND = Gauge("monitor_clock_behind_seconds", "Wall clock minus the worker's judging clock "
+                     "(large while catching up on a backlog)")
+EXPORTERS = Gauge("monitor_exporters_judged", "Exporters this worker judges (its partitions)")
+
+
+def now_micros() -> Micros:
+    return time.time_ns() // 1000
+
+
+class PartitionKeyedTable(faust.Table):
+    """A table whose keys start with their partition number (`b"3|..."`).
+
+    Its changelog partition is the partition of the exporter the key belongs to, so the state
+    moves with the exporter's partition, and it may be written from a timer as well as from
+    the agent that reads that partition.
+    """
+
+    def partition_for_key(self, key: Any) -> int | None:
+        return int(bytes(key).split(b"|", 1)[0])
+
+    def _new_changelog_topic(self, *, retention: Any = None, compacting: bool | None = None,
+                             deleting: bool | None = None) -> Any:
+        # Faust sends changelogs with acks=0; these hold what a worker taking over needs, so
+        # the broker must acknowledge them before the offsets that depend on them are committed
+        return self.app.topic(
+            self._changelog_topic_name(), key_type=bytes, value_type=bytes, key_serializer="raw",
+            value_serializer="raw", partitions=self.partitions, retention=retention,
+            compacting=self._changelog_compacting if compacting is None else compacting,
+            deleting=self._changelog_deleting if deleting is None else deleting,
+            acks=True, internal=True, config=self.extra_topic_configs, maxsize=131_072, allow_empty=True)
+
+
+class StreamWorker:
+    """One worker process: the Faust app, its topics, tables, agents and clock."""
+
+    def __init__(self, settings: WorkerSettings, registry: Mapping[str, ExporterRegistration],
+                 policy: PolicyBook) -> None:
+        self.settings = settings
+        self.names = names = TopicNames.of(settings.topic_prefix)
+        self.short = {getattr(names, attr): short for attr, short in (
+            ("tickets", "service-tickets"), ("stock", "parts-stock"), ("outlets", "outlet-status"),
+            ("registry", "registry"))}
+        self.as_of = to_micros(settings.as_of) if settings.as_of is not None else None
+        self.window = round(settings.reorder_window_seconds * SECOND)
+        self.network = LiveNetwork(registry, policy, horizon=round(settings.horizon_hours * HOUR),
+                                   published=self._published_of)
+        self.partition_of: dict[str, int] = {}
+        self.loaded: set[int] = set()
+        # per judging partition: each intake's view of event time, and the partition's clock and watermark
+        self.senders: dict[int, dict[str, tuple[Micros | None, bool, float]]] = defaultdict(dict)
+        self.clocks: dict[int, tuple[Micros, Micros]] = {}
+        self.latest: dict[tuple[str, int], Micros] = {}  # intake: latest event time per input partition
+        self.lag: dict[tuple[str, int], int] = {}  # intake: messages behind per input partition
+        self.last_snapshot: dict[str, bytes] = {}
+        self._next_snapshot = 0.0
+        self._published_loading: dict[str, Published] = {}
+        self._unsent: list[dict[str, Any]] = []  # taken over, recorded as about to be sent but not as sent
+        self._loading = asyncio.Lock()
+        self.app = self._build_app()
+
+    # ---- the app --------------------------------------------------------------------------------
+
+    def _build_app(self) -> faust.App:
+        s, names = self.settings, self.names
+        app = faust.App(
+            s.app_id,
+            broker=[f"kafka://{server.strip()}" for server in s.kafka_bootstrap.split(",")],
+            store="memory://",
+            datadir=str(s.data_dir / "faust"),
+            topic_partitions=s.partitions,
+            topic_replication_factor=1,
+            web_host=s.web_host,
+            web_port=s.web_port,
+            web_bind=s.web_host,
+            web_tables_enabled=False,  # the tables hold exporters' data: never served raw
+            web_router_enabled=False,
+            broker_session_timeout=s.session_timeout_seconds,
+            broker_heartbeat_interval=s.heartbeat_seconds,
+            broker_rebalance_timeout=s.rebalance_timeout_seconds,
+            broker_commit_interval=1.0,
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            producer_max_request_size=16 * 1024 * 1024,
+            producer_linger=0.005,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.sender_id = f"{s.app_id}:{id(self):x}:{time.time_ns():x}"
+        self.inputs = app.topic(names.tickets, names.stock, names.outlets, names.registry,
+                                key_serializer="raw", value_serializer="raw")
+        self.internal_topic = names.internal(s.app_id)
+        self.by_exporter = app.topic(self.internal_topic, partitions=s.partitions, internal=True,
+                                     key_serializer="raw", value_serializer="raw")
+        self.alerts = app.topic(names.alerts, key_serializer="raw", value_serializer="raw")
+        self.compliance = app.topic(names.compliance, key_serializer="raw", value_serializer="raw")
+        self.deadletter = app.topic(names.deadletter, key_serializer="raw", value_serializer="raw")
+        # the envelopes each partition has read (its exporters' events), and every alert message published
+        self.envelopes: Any = app.tables.add(PartitionKeyedTable(
+            app, name="envelopes", default=None, partitions=s.partitions, beacon=app.tables.beacon,
+            key_type=bytes, value_type=bytes))
+        self.published_table: Any = app.tables.add(PartitionKeyedTable(
+            app, name="published", default=None, partitions=s.partitions, beacon=app.tables.beacon,
+            key_type=bytes, value_type=bytes))
+        app.agent(self.inputs, name="intake")(self._intake)
+        app.agent(self.by_exporter, name="judging")(self._judging)
+        app.timer(s.tick_seconds, name="clock")(self._tick)
+        # Faust makes a view class of each handler, so they are plain functions that bind to the view
+
+        async def metrics(view: Any, request: Any) -> Any:
+            return await self._metrics_page(view, request)
+
+        async def healthz(view: Any, request: Any) -> Any:
+            return await self._health_page(view, request)
+
+        app.page("/metrics", name="metrics")(metrics)
+        app.page("/healthz", name="healthz")(healthz)
+        return app
+
+    async def _metrics_page(self, web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    async def _health_page(self, web: Any, request: Any) -> Any:
+        tables: Any = self.app.tables
+        return web.json({"status": "ok", "recovered": tables.recovery.completed.is_set(),
+                         "exporters": len(self.network.exporters),
+                         "partitions": sorted(self.loaded),
+                         "clock": stamp(max(c for c, _ in self.clocks.values())) if self.clocks else None})
+
+    # ---- stage 1: intake ------------------------------------------------------------------------
+
+    async def _intake(self, stream: Any) -> None:
+        async for events in stream.take_events(self.settings.intake_batch, within=self.settings.intake_linger_seconds):
+            await self._route(events)
+
+    async def _route(self, events: list[Any]) -> None:
+        envelopes: dict[str, Envelope] = {}
+        registrations = Envelope(self.sender_id)
+        consumer = self.app.consumer
+        for event in events:
+            message = event.message
+            topic = self.short.get(message.topic, message.topic)
+            value = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
+            origin = Origin(topic, message.partition, message.offset, message.key)
+            CONSUMED.labels(topic).inc()
+            tp_key = (topic, message.partition)
+            try:
+                self.lag[tp_key] = consumer.highwater(message.tp) - message.offset - 1
+            except Exception:  # highwater is best effort: not known before the first fetch
+                self.lag[tp_key] = 0
+            if topic == "registry":
+                refusal = why_refused(topic, value)
+                if refusal is not None:
+                    await self._dead_letter(origin, value, *refusal)
+                else:
+                    registrations.add(origin, value)
+                continue
+            exporter, at = peek(value)
+            if exporter is None:
+                refusal = why_refused(topic, value) if topic in EVENT_ADAPTERS else (
+                    f"unknown input topic {message.topic}", [])
+                await self._dead_letter(origin, value, *(refusal or ("exporter_id is required", [])))
+                continue
+            if at is not None and at > self.latest.get(tp_key, 0):
+                self.latest[tp_key] = at
+            envelope = envelopes.get(exporter)
+            if envelope is None:
+                envelope = envelopes[exporter] = Envelope(self.sender_id)
+            envelope.add(origin, value)
+            if envelope.size() >= ENVELOPE_BYTES:
+                await self._forward(exporter, envelopes.pop(exporter))
+        for exporter, envelope in envelopes.items():
+            await self._forward(exporter, envelope)
+        if registrations.values:
+            self._stamp(registrations)
+            data = registrations.encode()
+            for partition in range(self.settings.partitions):
+                await self.by_exporter.send(key=b"", value=data, partition=partition)
+
+    def _stamp(self, envelope: Envelope) -> None:
+        """Tell the judging stage how far event time has surely got, while catching up."""
+        lagging = [tp for tp, lag in self.lag.items() if lag > 0]
+        envelope.catching_up = sum(self.lag[tp] for tp in lagging) > self.settings.catch_up_lag
+        known = [self.latest[tp] for tp in lagging if tp in self.latest]
+        envelope.watermark = min(known) if envelope.catching_up and known else None
+
+    async def _forward(self, exporter: str, envelope: Envelope) -> None:
+        self._stamp(envelope)
+        await self.by_exporter.send(key=exporter.encode(), value=envelope.encode())
+
+    async def _dead_letter(self, origin: Origin, value: bytes, reason: str, errors: list[dict[str, Any]]) -> None:
+        REJECTED.labels(origin.topic, reason_kind(errors)).inc()
+        log.info("dead-lettered %s[%d]@%d: %s", origin.topic, origin.partition, origin.offset, reason)
+        document = rejected(origin, value, reason, errors, prefix=self.settings.topic_prefix)
+        await self.deadletter.send(key=origin.key, value=orjson.dumps(document))
+
+    # ---- stage 2: judging -----------------------------------------------------------------------
+
+    async def _judging(self, stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            await self._judge_envelope(message.partition, message.offset, message.key, message.value)
+
+    async def _judge_envelope(self, partition: int, offset: int, key: bytes | None, data: bytes) -> None:
+        if partition not in self.loaded:
+            await self._ensure_loaded(partition)
+        envelope = Envelope.decode(data)
+        self.senders[partition][envelope.sender] = (envelope.watermark, envelope.catching_up, time.monotonic())
+        if not key:  # registrations, sent to every partition
+            for _, value in envelope:
+                self.network.register(ExporterRegistration.model_validate_json(value))
+            return
+        exporter = key.decode()
+        self.partition_of[exporter] = partition
+        for origin, value in envelope:
+            try:
+                event = EVENT_ADAPTERS[origin.topic].validate_json(value)
+            except ValidationError as exc:
+                await self._dead_letter(origin, value, *explain(exc))
+                continue
+            if not self.network.add(to_micros(event.occurred_at), event):
+                DUPLICATES.inc()
+        self.envelopes[b"%d|%s|%d" % (partition, key, offset)] = data
+
+    async def _ensure_loaded(self, partition: int) -> None:
+        """Judge again, from the tables, the exporters of a partition this worker has just taken."""
+        async with self._loading:
+            if partition in self.loaded:
+                return
+            await self._complete_tables(partition)
+            self._load(partition)
+            self.loaded.add(partition)
+
+    async def _complete_tables(self, partition: int) -> None:
+        """Apply the changelog records that Faust's recovery may have stopped short of.
+
+        Faust restores a table up to the end offset the broker reports. The embedded broker
+        (Tansu 0.6) reports the start of the partition's last record batch plus one, so the
+        rest of that batch (the last envelopes or alert records the previous owner wrote)
+        would be missing. A fetch from that offset returns the whole batch: its records are
+        applied again, in order, which leaves the table as the full changelog says.
+        """
+        tables = {table.changelog_topic.get_topic_name(): table for table in (self.envelopes, self.published_table)}
+        while True:
+            try:
+                tails = await last_batches(self.settings.kafka_bootstrap, [(topic, partition) for topic in tables])
+                break
+            except (TimeoutError, KafkaError) as exc:  # the broker is away: nothing can be judged without it
+                log.warning("partition %d: reading the end of its changelogs failed (%s); trying again", partition,
+                            exc)
+                await asyncio.sleep(1.0)
+        applied = 0
+        for (topic, _), records in tails.items():
+            data = tables[topic].data
+            for key, value in records:
+                if value is None:
+                    data.pop(key, None)
+                else:
+                    data[key] = value
+                applied += 1
+        log.debug("partition %d: %d changelog records at the end applied again", partition, applied)
+
+    def _load(self, partition: int) -> None:
+        prefix = b"%d|" % partition
+        published: dict[str, Published] = defaultdict(dict)
+        for key, value in list(self.published_table.items()):
+            if bytes(key).startswith(prefix) and value is not None:
+                message = orjson.loads(value[1:])
+                published[message["exporter_id"]][message["alert_id"]] = message
+                if value[:1] != b"1":  # the previous owner may have stopped before sending it
+                    self._unsent.append(message)
+        self._published_loading = dict(published)
+        count = 0
+        entries = sorted((bytes(k), v) for k, v in list(self.envelopes.items()) if bytes(k).startswith(prefix))
+        for key, data in entries:
+            exporter = key.split(b"|")[1].decode()
+            self.partition_of[exporter] = partition
+            for origin, value in Envelope.decode(data):
+                event = valid_event(origin.topic, value)
+                if event is not None:
+                    self.network.add(to_micros(event.occurred_at), event)
+                    count += 1
+        for exporter in published:
+            self.partition_of.setdefault(exporter, partition)
+            self.network.exporter(exporter)
+        # the previous owner's clock had passed every alert it raised: judging from an earlier
+        # clock (catching up here) would withdraw alerts only to raise them again
+        floor = max((to_micros(datetime.fromisoformat(m["opened_at"])) for p in published.values()
+                     for m in p.values() if m["status"] != "retracted"), default=0)
+        clock, watermark = self.clocks.get(partition, (0, 0))
+        self.clocks[partition] = (max(clock, floor), watermark)
+        self._published_loading = {}
+        if count or published:
+            log.info("partition %d: %d events of %d exporters taken over from the table, %d alerts published "
+                     "before", partition, count, len({*published, *(k.split(b"|")[1].decode() for k, _ in entries)}),
+                     sum(len(p) for p in published.values()))
+
+    def _published_of(self, exporter_id: str) -> Published:
+        return self._published_loading.get(exporter_id, {})
+
+    async def _sync_assignment(self) -> None:
+        assigned = {tp.partition for tp in self.app.assignor.assigned_actives()
+                    if tp.topic == self.internal_topic}
+        for partition in self.loaded - assigned:
+            self.loaded.discard(partition)
+            gone = [e for e, p in self.partition_of.items() if p == partition]
+            self.network.drop(gone)
+            for exporter in gone:
+                del self.partition_of[exporter]
+            log.info("partition %d moved to another worker (%d exporters)", partition, len(gone))
+        for partition in assigned - self.loaded:
+            await self._ensure_loaded(partition)
+        EXPORTERS.set(len(self.network.exporters))
+
+    # ---- the clock ------------------------------------------------------------------------------
+
+    def _now(self) -> None:
+        """Move each partition's judging clock and watermark of state events; neither goes back.
+
+        A partition whose envelopes say their intake is catching up on a backlog runs on the
+        event time every lagging input partition had reached when its last envelope was sent:
+        everything older has been forwarded to it, in order, so nothing it judges is early.
+        """
+        wall = now_micros()
+        base = self.as_of if self.as_of is not None else wall
+        recent = time.monotonic() - SENDER_SILENCE
+        for partition in self.loaded:
+            lagging = [w for w, catching, seen in self.senders[partition].values()
+                       if catching and w is not None and seen > recent]
+            clock = min(*lagging, base) if lagging else base
+            watermark = clock if (self.as_of is not None and not lagging) else clock - self.window
+            before = self.clocks.get(partition, (0, 0))
+            clock = max(before[0], clock)
+            self.clocks[partition] = (clock, max(before[1], min(watermark, clock)))
+        if self.clocks:
+            CLOCK_BEHIND.set((wall - min(c for c, _ in self.clocks.values())) / SECOND)
+
+    def _clock_of(self, exporter_id: str) -> tuple[Micros, Micros]:
+        partition = self.partition_of.get(exporter_id)
+        if partition is not None and partition in self.clocks:
+            return self.clocks[partition]
+        now = self.as_of if self.as_of is not None else now_micros()
+        return now, now - self.window
+
+    async def _tick(self) -> None:
+        tables: Any = self.app.tables
+        if not tables.recovery.completed.is_set() or self.app.rebalancing:
+            return
+        await self._sync_assignment()
+        self._now()
+        messages = self.network.flush(0, 0, clock_of=self._clock_of)
+        raised = stamp(now_micros())  # when the monitor noticed: the wall clock, whatever the judging clock
+        for message in messages:
+            message["raised_at"] = raised
+        if self._unsent:
+            messages, self._unsent = [*self._unsent, *messages], []
+        if messages:
+            await self._publish_alerts(messages)
+        if time.monotonic() >= self._next_snapshot:
+            self._next_snapshot = time.monotonic() + self.settings.snapshot_seconds
+            await self._publish_snapshots()
+
+    async def _publish_alerts(self, messages: list[dict[str, Any]]) -> None:
+        """Publish alert messages so that none is lost or left uncorrectable by a crash.
+
+        Each message is first recorded as about to be sent (and that record made durable),
+        then sent, then recorded as sent. A worker taking over after a crash knows every
+        message that may have reached the topic, so it can still retract one that later data
+        disproves, and it sends again the ones that may not have arrived.
+        """
+        for message in messages:
+            self._record(message, sent=False)
+        await self.app.producer.flush()
+        pending = []
+        for message in messages:
+            TRANSITIONS.labels(message["obligation"], message["severity"], message["status"]).inc()
+            pending.append(await self.alerts.send(key=message["alert_id"].encode(), value=orjson.dumps(message)))
+        await asyncio.gather(*pending)
+        for message in messages:
+            self._record(message, sent=True)
+
+    def _record(self, message: dict[str, Any], *, sent: bool) -> None:
+        partition = self.partition_of.get(message["exporter_id"])
+        if partition is not None:
+            key = b"%d|%s|%s" % (partition, message["exporter_id"].encode(), message["alert_id"].encode())
+            self.published_table[key] = (b"1" if sent else b"0") + orjson.dumps(message)
+
+    async def _publish_snapshots(self) -> None:
+        for snapshot in self.network.snapshots(0, clock_of=lambda exporter: self._clock_of(exporter)[0]):
+            key = f"{snapshot['exporter_id']}:{snapshot['market']}"
+            content = orjson.dumps({k: v for k, v in snapshot.items() if k != "as_of"})
+            if self.last_snapshot.get(key) == content:
+                continue
+            self.last_snapshot[key] = content
+            SNAPSHOTS.inc()
+            await self.compliance.send(key=key.encode(), value=orjson.dumps(snapshot))
+
+
+async def last_batches(bootstrap: str, partitions: list[tuple[str, int]], timeout: float = 10.0
+                       ) -> dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]]:
+    """The records (key, value) from each partition's reported end offset less one to its true end.
+
+    Some brokers (Tansu 0.6) report a partition's end offset as the start of its last record
+    batch plus one; a fetch from that offset returns the whole batch, and so the records the
+    reported end leaves out. With a broker that reports the true end this is the last record.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    tps = {TopicPartition(topic, partition): (topic, partition) for topic, partition in partitions}
+    result: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {tps[tp]: [] for tp in tps}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(tps))
+        ends = await consumer.end_offsets(list(tps))
+        waiting = {tp for tp in tps if ends[tp] > 0}
+        for tp in waiting:
+            consumer.seek(tp, ends[tp] - 1)
+        deadline = time.monotonic() + timeout
+        while waiting and time.monotonic() < deadline:
+            batches = await consumer.getmany(*waiting, timeout_ms=500)
+            for tp, records in batches.items():
+                result[tps[tp]].extend((record.key, record.value) for record in records)
+                if records and records[-1].offset >= ends[tp] - 1:
+                    waiting.discard(tp)  # a fetch returns whole batches: the last one has come
+        if waiting:
+            raise TimeoutError("could not read the last records of " + ", ".join(
+                f"{tp.topic}[{tp.partition}]" for tp in sorted(waiting)))
+    finally:
+        await consumer.stop()
+    return result
+
+
+async def read_registry_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[str, ExporterRegistration]:
+    """Every valid registration on the (compacted) registry topic, the latest per exporter.
+
+    Read once at start with no consumer group, so every worker knows the whole registry (a
+    distributor's brands come from its automakers, whose partition may be another worker's);
+    later registrations reach every worker through the judging stage.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    registrations: dict[str, ExporterRegistration] = {}
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # the topic may have just been made
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return registrations
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            positions = [await consumer.position(tp) for tp in tps]
+            if all(position >= ends[tp] for position, tp in zip(positions, tps, strict=True)):
+                break
+            batches = await consumer.getmany(*tps, timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        registration = ExporterRegistration.model_validate_json(record.value or b"")
+                    except ValidationError:
+                        continue  # dead-lettered by the intake stage that owns its partition
+                    registrations[registration.exporter_id] = registration
+    finally:
+        await consumer.stop()
+    return registrations
+
+
+def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistration], policy: PolicyBook,
+               loglevel: str = "info") -> None:
+    """Create the topics if need be, read the registry topic, and run a worker until Ctrl-C or SIGTERM."""
+    from monitor.stream.topics import ensure_topics
+
+    names = TopicNames.of(settings.topic_prefix)
+    created = asyncio.run(ensure_topics(settings.kafka_bootstrap, names, partitions=settings.partitions))
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    known = asyncio.run(read_registry_topic(settings.kafka_bootstrap, names.registry))
+    log.info("registry: %d exporters from the file, %d from %s", len(registry), len(known), names.registry)
+    (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust's own files (no table data)
+    worker = StreamWorker(settings, {**registry, **known}, policy)
+    faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()

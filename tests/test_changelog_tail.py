@@ -1,0 +1,72 @@
+"""A worker taking over a partition restores its tables to the true end of their changelogs."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import uuid4
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from monitor.stream.worker import last_batches
+
+
+async def _one_batch(bootstrap: str, topic: str, count: int) -> None:
+    """`count` records sent together, so the producer puts them in one record batch."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=200)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"first", key=b"k-first")
+        sent = [await producer.send(topic, b"v%d" % i, key=b"k%d" % i) for i in range(count)]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+async def _reported_end(bootstrap: str, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        return (await consumer.end_offsets([tp]))[tp]
+    finally:
+        await consumer.stop()
+
+
+def test_the_last_batch_is_read_to_its_true_end_whatever_end_offset_the_broker_reports(
+        kafka_bootstrap: str) -> None:
+    topic = f"test.tail.{uuid4().hex[:12]}"
+    asyncio.run(_one_batch(kafka_bootstrap, topic, 20))
+    reported = asyncio.run(_reported_end(kafka_bootstrap, topic))
+    print(f"\n21 records in two batches (1 + 20); end offset reported: {reported}")
+
+    tail = asyncio.run(last_batches(kafka_bootstrap, [(topic, 0)]))[(topic, 0)]
+
+    # whatever the broker reports, the tail runs from the record at the reported end less one
+    # to the last record written, in order
+    assert 1 <= reported <= 21
+    written = [(b"k-first", b"first"), *((b"k%d" % i, b"v%d" % i) for i in range(20))]
+    assert tail[-1] == (b"k19", b"v19")
+    assert tail == written[reported - 1 : reported - 1 + len(tail)]
+    assert reported - 1 + len(tail) == 21
+
+
+def test_an_empty_changelog_has_no_tail(kafka_bootstrap: str) -> None:
+    topic = f"test.tail.{uuid4().hex[:12]}"
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    assert asyncio.run(last_batches(kafka_bootstrap, [(topic, 0)])) == {(topic, 0): []}
