@@ -45,6 +45,7 @@ from monitor.stream.topics import TopicNames
 log = logging.getLogger(__name__)
 
 ENVELOPE_BYTES = 512 * 1024  # an envelope is sent before it grows past this
+STRAGGLER_CHECK_SECONDS = 2.0  # a partition quiet this long is read past its last judged envelope
 SENDER_SILENCE = 10.0  # seconds after which a sender's catching-up watermark no longer holds the clock back
 
 CONSUMED = Counter("monitor_events_consumed_total", "Input messages read, by input topic", ["topic"])
@@ -56,6 +57,8 @@ TRANSITIONS = Counter("monitor_alert_transitions_total", "Alert messages publish
 SNAPSHOTS = Counter("monitor_compliance_snapshots_total", "Compliance snapshots published")
 CLOCK_BEHIND = Gauge("monitor_clock_behind_seconds", "Wall clock minus the worker's judging clock "
                      "(large while catching up on a backlog)")
+REFETCHED = Counter("monitor_envelopes_refetched_total", "Internal envelopes the consumer left out and the "
+                    "worker read from the topic directly")
 EXPORTERS = Gauge("monitor_exporters_judged", "Exporters this worker judges (its partitions)")
 
 
@@ -112,6 +115,10 @@ class StreamWorker:
         self._published_loading: dict[str, Published] = {}
         self._unsent: list[dict[str, Any]] = []  # taken over, recorded as about to be sent but not as sent
         self._loading = asyncio.Lock()
+        self.judged_to: dict[int, int] = {}  # judging partition -> the last offset judged or taken over
+        self.last_envelope_at: dict[int, float] = {}  # judging partition -> when its last envelope came
+        self._judging_lock = asyncio.Lock()
+        self._next_straggler_check = 0.0
         self.app = self._build_app()
 
     # ---- the app --------------------------------------------------------------------------------
@@ -157,6 +164,8 @@ class StreamWorker:
         self.published_table: Any = app.tables.add(PartitionKeyedTable(
             app, name="published", default=None, partitions=s.partitions, beacon=app.tables.beacon,
             key_type=bytes, value_type=bytes))
+        self._changelogs = {id(table): table.changelog_topic.get_topic_name()
+                            for table in (self.envelopes, self.published_table)}
         app.agent(self.inputs, name="intake")(self._intake)
         app.agent(self.by_exporter, name="judging")(self._judging)
         app.timer(s.tick_seconds, name="clock")(self._tick)
@@ -254,11 +263,78 @@ class StreamWorker:
     async def _judging(self, stream: Any) -> None:
         async for event in stream.events():
             message = event.message
-            await self._judge_envelope(message.partition, message.offset, message.key, message.value)
+            await self._judge_in_order(message.partition, message.offset, message.key, message.value)
 
-    async def _judge_envelope(self, partition: int, offset: int, key: bytes | None, data: bytes) -> None:
+    async def _judge_in_order(self, partition: int, offset: int, key: bytes | None, data: bytes) -> None:
+        async with self._judging_lock:
+            self.last_envelope_at[partition] = time.monotonic()
+            await self._judge_after_gap(partition, offset, key, data)
+
+    async def _judge_after_gap(self, partition: int, offset: int, key: bytes | None, data: bytes) -> None:
+        """Judge the envelope at `offset`, and first any before it that this worker has not judged.
+
+        The internal topic is neither compacted nor transactional, so its offsets have no holes:
+        an envelope that comes after a jump means the consumer left some out (Faust drops the
+        messages it was handing over when a rebalance suspends the flow, and counts a jump in
+        offsets as a gap it may commit past). Those are read straight from the topic, so every
+        envelope is judged, once, in offset order.
+        """
         if partition not in self.loaded:
             await self._ensure_loaded(partition)
+        last = self.judged_to.get(partition, -1)
+        if offset <= last:
+            return  # judged already (kept in the table by this worker or the previous owner)
+        if offset > last + 1:
+            while True:
+                try:
+                    missing = await read_range(self.settings.kafka_bootstrap, self.internal_topic, partition,
+                                               last + 1, offset)
+                    break
+                except (TimeoutError, KafkaError) as exc:  # the broker is away: nothing can be judged without it
+                    log.warning("partition %d: reading envelopes %d to %d failed (%s); trying again", partition,
+                                last + 1, offset - 1, exc)
+                    await asyncio.sleep(1.0)
+            REFETCHED.inc(len(missing))
+            log.warning("partition %d: envelopes %d to %d were not delivered by the consumer; %d read from the "
+                        "topic directly", partition, last + 1, offset - 1, len(missing))
+            for at, missing_key, missing_data in missing:
+                await self._judge_envelope(partition, at, missing_key, missing_data)
+        await self._judge_envelope(partition, offset, key, data)
+
+    async def _judge_stragglers(self) -> None:
+        """Judge envelopes at the end of a quiet partition that the consumer left out.
+
+        A gap shows when the next envelope comes; at the end of a partition nothing comes, so
+        every few seconds a partition with nothing new is read past its last judged offset.
+        """
+        now = time.monotonic()
+        if now < self._next_straggler_check:
+            return
+        self._next_straggler_check = now + STRAGGLER_CHECK_SECONDS
+        quiet = {p: self.judged_to.get(p, -1) + 1 for p in self.loaded
+                 if now - self.last_envelope_at.get(p, 0.0) >= STRAGGLER_CHECK_SECONDS}
+        if not quiet:
+            return
+        try:
+            found = await read_after(self.settings.kafka_bootstrap, self.internal_topic, quiet)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning("reading the ends of partitions %s failed (%s); trying again later", sorted(quiet), exc)
+            return
+        for partition, records in found.items():
+            if not records:
+                continue
+            async with self._judging_lock:
+                if partition not in self.loaded:
+                    continue
+                REFETCHED.inc(len(records))
+                log.warning("partition %d: envelopes %d to %d were not delivered by the consumer; read from the "
+                            "topic directly", partition, records[0][0], records[-1][0])
+                for at, key, data in records:
+                    if at > self.judged_to.get(partition, -1):
+                        await self._judge_envelope(partition, at, key, data)
+
+    async def _judge_envelope(self, partition: int, offset: int, key: bytes | None, data: bytes) -> None:
+        self.judged_to[partition] = max(offset, self.judged_to.get(partition, -1))
         envelope = Envelope.decode(data)
         self.senders[partition][envelope.sender] = (envelope.watermark, envelope.catching_up, time.monotonic())
         if not key:  # registrations, sent to every partition
@@ -275,7 +351,7 @@ class StreamWorker:
                 continue
             if not self.network.add(to_micros(event.occurred_at), event):
                 DUPLICATES.inc()
-        self.envelopes[b"%d|%s|%d" % (partition, key, offset)] = data
+        await self._keep(self.envelopes, b"%d|%s|%d" % (partition, key, offset), data)
 
     async def _ensure_loaded(self, partition: int) -> None:
         """Judge again, from the tables, the exporters of a partition this worker has just taken."""
@@ -327,6 +403,7 @@ class StreamWorker:
         self._published_loading = dict(published)
         count = 0
         entries = sorted((bytes(k), v) for k, v in list(self.envelopes.items()) if bytes(k).startswith(prefix))
+        self.judged_to[partition] = max((int(key.rsplit(b"|", 1)[1]) for key, _ in entries), default=-1)
         for key, data in entries:
             exporter = key.split(b"|")[1].decode()
             self.partition_of[exporter] = partition
@@ -358,6 +435,7 @@ class StreamWorker:
                     if tp.topic == self.internal_topic}
         for partition in self.loaded - assigned:
             self.loaded.discard(partition)
+            self.judged_to.pop(partition, None)
             gone = [e for e, p in self.partition_of.items() if p == partition]
             self.network.drop(gone)
             for exporter in gone:
@@ -402,6 +480,7 @@ class StreamWorker:
         if not tables.recovery.completed.is_set() or self.app.rebalancing:
             return
         await self._sync_assignment()
+        await self._judge_stragglers()
         self._now()
         messages = self.network.flush(0, 0, clock_of=self._clock_of)
         raised = stamp(now_micros())  # when the monitor noticed: the wall clock, whatever the judging clock
@@ -424,7 +503,7 @@ class StreamWorker:
         disproves, and it sends again the ones that may not have arrived.
         """
         for message in messages:
-            self._record(message, sent=False)
+            await self._record(message, sent=False)
         await self.app.producer.flush()
         pending = []
         for message in messages:
@@ -432,13 +511,31 @@ class StreamWorker:
             pending.append(await self.alerts.send(key=message["alert_id"].encode(), value=orjson.dumps(message)))
         await asyncio.gather(*pending)
         for message in messages:
-            self._record(message, sent=True)
+            await self._record(message, sent=True)
 
-    def _record(self, message: dict[str, Any], *, sent: bool) -> None:
+    async def _keep(self, table: Any, key: bytes, value: bytes) -> None:
+        """Set a table entry and hand its changelog record straight to the Kafka producer.
+
+        Faust's own table writes wait in a buffer that its flush before a commit gives up on
+        after 0.1 s without a send (a busy event loop), so a commit could overtake the record
+        it depends on. Handed over here, the record is covered by the producer's flush that
+        precedes every commit, which waits for the broker's acknowledgement.
+        """
+        table.data[key] = value
+        sent = await self.app.producer.send(self._changelogs[id(table)], key, value, int(key.split(b"|", 1)[0]),
+                                            None, None)
+        asyncio.ensure_future(sent).add_done_callback(self._check_sent)
+
+    def _check_sent(self, future: Any) -> None:
+        exc = future.exception()
+        if exc is not None:
+            log.error("changelog send failed: %r", exc)
+
+    async def _record(self, message: dict[str, Any], *, sent: bool) -> None:
         partition = self.partition_of.get(message["exporter_id"])
         if partition is not None:
             key = b"%d|%s|%s" % (partition, message["exporter_id"].encode(), message["alert_id"].encode())
-            self.published_table[key] = (b"1" if sent else b"0") + orjson.dumps(message)
+            await self._keep(self.published_table, key, (b"1" if sent else b"0") + orjson.dumps(message))
 
     async def _publish_snapshots(self) -> None:
         for snapshot in self.network.snapshots(0, clock_of=lambda exporter: self._clock_of(exporter)[0]):
@@ -484,6 +581,54 @@ async def last_batches(bootstrap: str, partitions: list[tuple[str, int]], timeou
     finally:
         await consumer.stop()
     return result
+
+
+async def read_range(bootstrap: str, topic: str, partition: int, start: int, end: int, timeout: float = 30.0
+                     ) -> list[tuple[int, bytes | None, bytes]]:
+    """The records (offset, key, value) of one partition from `start` up to `end` (excluded)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    tp = TopicPartition(topic, partition)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    records: list[tuple[int, bytes | None, bytes]] = []
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        deadline = time.monotonic() + timeout
+        while (not records or records[-1][0] < end - 1) and time.monotonic() < deadline:
+            batches = await consumer.getmany(tp, timeout_ms=500)
+            records.extend((r.offset, r.key, r.value or b"") for r in batches.get(tp, []) if r.offset < end)
+        if not records or records[-1][0] < end - 1:
+            raise TimeoutError(f"could not read {topic}[{partition}] from {start} to {end - 1}")
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_after(bootstrap: str, topic: str, starts: Mapping[int, int], timeout: float = 10.0
+                     ) -> dict[int, list[tuple[int, bytes | None, bytes]]]:
+    """The records (offset, key, value) of each partition from its start offset to its end."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    tps = {TopicPartition(topic, partition): partition for partition in starts}
+    found: dict[int, list[tuple[int, bytes | None, bytes]]] = {partition: [] for partition in starts}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(tps))
+        for tp, partition in tps.items():
+            consumer.seek(tp, starts[partition])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            if not batches:
+                break  # a fetch at each partition's end came back empty
+            for tp, records in batches.items():
+                found[tps[tp]].extend((r.offset, r.key, r.value or b"") for r in records)
+    finally:
+        await consumer.stop()
+    return found
 
 
 async def read_registry_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[str, ExporterRegistration]:

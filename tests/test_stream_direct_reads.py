@@ -1,4 +1,5 @@
-"""A worker taking over a partition restores its tables to the true end of their changelogs."""
+"""What a worker reads straight from the broker, around the consumer: the true end of a changelog
+(a takeover restores its tables completely) and a range of envelopes the consumer left out."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from uuid import uuid4
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from monitor.stream.worker import last_batches
+from monitor.stream.worker import last_batches, read_range
 
 
 async def _one_batch(bootstrap: str, topic: str, count: int) -> None:
@@ -70,3 +71,13 @@ def test_an_empty_changelog_has_no_tail(kafka_bootstrap: str) -> None:
 
     asyncio.run(create())
     assert asyncio.run(last_batches(kafka_bootstrap, [(topic, 0)])) == {(topic, 0): []}
+
+
+def test_a_range_of_envelopes_is_read_exactly_from_start_to_before_end(kafka_bootstrap: str) -> None:
+    topic = f"test.range.{uuid4().hex[:12]}"
+    asyncio.run(_one_batch(kafka_bootstrap, topic, 20))  # offsets 0 (one batch) and 1..20 (another)
+
+    records = asyncio.run(read_range(kafka_bootstrap, topic, 0, 3, 9))  # starts inside the second batch
+
+    assert [offset for offset, _, _ in records] == list(range(3, 9))
+    assert [(key, value) for _, key, value in records] == [(b"k%d" % i, b"v%d" % i) for i in range(2, 8)]
