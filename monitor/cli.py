@@ -8,7 +8,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import orjson
@@ -143,6 +143,8 @@ def evaluate(files: tuple[Path, ...], registry_path: Path | None, policy_path: P
               help="Port of the embedded broker. Default: 9092 when free, else any free port.")
 @click.option("--web-port", type=click.IntRange(1, 65535), default=None,
               help="Port of the worker's /metrics and /healthz. Default: any free port.")
+@click.option("--api-port", type=click.IntRange(1, 65535), default=None,
+              help="Port of the HTTP API and dashboard. Default: 8000 when free, else any free port.")
 @click.option("--seed", type=int, default=2026, show_default=True, help="Seed of the simulated network.")
 @click.option("--exporters", type=click.IntRange(min=1), default=5, show_default=True,
               help="Exporters in the simulated network.")
@@ -156,21 +158,24 @@ def evaluate(files: tuple[Path, ...], registry_path: Path | None, policy_path: P
               help="A status line every few seconds instead of a screen refreshed in place "
                    "(the default when the output is not a terminal).")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path(".monitor-demo"),
-              show_default=True, help="Where the broker's and the worker's logs go.")
-def demo(broker_port: int | None, web_port: int | None, seed: int, exporters: int, days: int, rate: float,
-         duration: float | None, plain: bool, workdir: Path) -> None:
+              show_default=True, help="Where the logs, the history store and the token file go.")
+def demo(broker_port: int | None, web_port: int | None, api_port: int | None, seed: int, exporters: int,
+         days: int, rate: float, duration: float | None, plain: bool, workdir: Path) -> None:
     """The whole system on this machine, with nothing to set up.
 
-    Starts the embedded Kafka-compatible broker and a worker, produces a simulated exporter
-    network (its last DAYS of history at RATE events/s, then the present in real time), and
-    shows what happens: events in, alerts raised per obligation, live figures, refreshed in
-    place. Ctrl-C stops everything it started and leaves no process behind.
+    Starts the embedded Kafka-compatible broker, a worker (with the history sink) and the
+    HTTP API with the regulators' dashboard, makes a regulator token and prints the
+    dashboard's URL with it, produces a simulated exporter network (its last DAYS of history
+    at RATE events/s, then the present in real time), and shows what happens: events in,
+    alerts raised per obligation, live figures, refreshed in place. Ctrl-C stops everything
+    it started and leaves no process behind.
     """
     from monitor.demo import DemoOptions, run_demo
     from monitor.embedded.broker import BrokerUnavailable
 
     console = Console()
-    options = DemoOptions(broker_port=broker_port, web_port=web_port, seed=seed, exporters=exporters, days=days,
+    options = DemoOptions(broker_port=broker_port, web_port=web_port, api_port=api_port, seed=seed,
+                          exporters=exporters, days=days,
                           rate=rate, duration=duration, plain=plain or not console.is_terminal, workdir=workdir)
     try:
         sys.exit(run_demo(options, console))
@@ -190,15 +195,18 @@ def demo(broker_port: int | None, web_port: int | None, seed: int, exporters: in
               help="Policy file. Default: $MONITOR_POLICY, else the built-in default policy.")
 @click.option("--as-of", "as_of", type=Instant(),
               help="A fixed 'now' instead of the wall clock: for replaying history as of an instant.")
+@click.option("--no-history", "no_history", is_flag=True,
+              help="Do not run the history sink in this worker (run `monitor sink` apart, or none).")
 def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | None, policy_path: Path | None,
-           as_of: datetime | None) -> None:
+           as_of: datetime | None, no_history: bool) -> None:
     """Run a stream-processing worker (run several for scale).
 
     Reads the service-tickets, parts-stock, outlet-status and registry topics; dead-letters
     what cannot be used (whole, with the reason); judges every obligation live, raising
     deadlines and stale outlets by the clock; publishes each alert transition to the alerts
     topic and changed figures to the compliance topic. Workers with the same
-    MONITOR_APP_ID share the partitions. Ctrl-C or SIGTERM stops it cleanly.
+    MONITOR_APP_ID share the partitions. Unless --no-history, it also runs the history
+    sink (see `monitor sink`). Ctrl-C or SIGTERM stops it cleanly.
     Settings: the MONITOR_* environment variables (README, Configuration).
     """
     from pydantic import ValidationError
@@ -231,7 +239,75 @@ def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | No
 
     level = logging.getLogger().getEffectiveLevel()
     run_worker(settings, registry, policy or PolicyBook(DEFAULT_POLICY),
-               loglevel="debug" if level <= logging.DEBUG else "info")
+               loglevel="debug" if level <= logging.DEBUG else "info", history=not no_history)
+
+
+@main.command()
+@click.option("--bootstrap", metavar="HOST:PORT[,…]",
+              help="Kafka bootstrap servers. Default: $MONITOR_KAFKA_BOOTSTRAP, else 127.0.0.1:9092.")
+@click.option("--database-url", metavar="URL",
+              help="History store (SQLAlchemy URL, sqlite+aiosqlite:///… or postgresql+asyncpg://…). "
+                   "Default: $MONITOR_DATABASE_URL, else history.sqlite3 in $MONITOR_DATA_DIR.")
+@click.option("--registry", "registry_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Exporter registry file, stored for exporters the registry topic has not named. "
+                   "Default: $MONITOR_REGISTRY, else the bundled example.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Policy file whose versions are recorded. Default: $MONITOR_POLICY, else the built-in policy.")
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
+              help="Serve the sink's Prometheus metrics at http://127.0.0.1:PORT/metrics. Default: not served.")
+def sink(bootstrap: str | None, database_url: str | None, registry_path: Path | None, policy_path: Path | None,
+         metrics_port: int | None) -> None:
+    """Run the history sink alone: the alerts, compliance and registry topics into the history store.
+
+    Consumer group $MONITOR_APP_ID-history (the one `monitor worker` runs unless --no-history).
+    Each fetched batch is written in one transaction, and its offsets are committed only after
+    it; while the store is unreachable the batch is tried again with growing pauses (logged),
+    and nothing is lost. Reading a topic again stores nothing twice. The policy versions in
+    force are recorded at start. Ctrl-C or SIGTERM stops it cleanly (exit 0).
+    """
+    import asyncio
+
+    from aiokafka.errors import KafkaError
+    from pydantic import ValidationError
+
+    from monitor.contracts.errors import explain
+    from monitor.contracts.policy import DEFAULT_POLICY
+    from monitor.history.sink import HistorySink, run_sink
+    from monitor.obligations.policy import PolicyBook
+    from monitor.stream.settings import WorkerSettings
+    from monitor.stream.topics import TopicNames, ensure_topics
+
+    overrides: dict[str, Any] = {}
+    if bootstrap:
+        overrides["kafka_bootstrap"] = bootstrap
+    if database_url:
+        overrides["database_url"] = database_url
+    try:
+        settings = WorkerSettings(**overrides)
+        registry = load_registry(registry_path or settings.registry)
+        policy_file = policy_path or settings.policy
+        policy = PolicyBook(load_policy(policy_file) if policy_file else DEFAULT_POLICY)
+    except ConfigFileError as exc:
+        raise ConfigRefused(str(exc)) from None
+    except ValidationError as exc:  # a bad MONITOR_* variable
+        _, errors = explain(exc)
+        raise ConfigRefused("; ".join(
+            f"MONITOR_{e['field'].upper()} {e['problem']}" + (f" (got {e['given']!r})" if "given" in e else "")
+            for e in errors)) from None
+    try:
+        asyncio.run(ensure_topics(settings.kafka_bootstrap, TopicNames.of(settings.topic_prefix),
+                                  partitions=settings.partitions))
+    except (KafkaError, OSError) as exc:
+        raise click.ClickException(f"could not reach Kafka at {settings.kafka_bootstrap}: {exc!r}") from None
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    history_sink = HistorySink.from_settings(settings, policy, registry)
+    click.echo(f"history sink: {settings.topic_prefix}alerts, compliance, registry into {history_sink.store_url_shown}"
+               "; Ctrl-C stops it", err=True)
+    asyncio.run(run_sink(history_sink))
+    click.echo("history sink stopped", err=True)
 
 
 @main.command()
@@ -425,6 +501,211 @@ def broker(port: int, log_file: Path | None) -> None:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     click.echo("broker stopped")
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on. Default: $MONITOR_API_HOST, else 127.0.0.1.")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="TCP port to listen on. Default: $MONITOR_API_PORT, else 8000 (0: any free port).")
+def api(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API and the regulators' dashboard.
+
+    Every route under /api/v1 (compliance, alerts, exporters, their history and renewal
+    assessments) needs `Authorization: Bearer TOKEN`, a token made by `monitor token create`;
+    an automaker's token sees only its own exporters and the distributors they authorised.
+    The dashboard is at / and takes the token from the address: http://HOST:PORT/#token=TOKEN.
+    Also served: /openapi.json, /metrics (Prometheus), /healthz and /readyz (store and broker
+    reachable).
+
+    Reads the history store at $MONITOR_DATABASE_URL (default: a SQLite file in
+    $MONITOR_DATA_DIR) and the tokens in $MONITOR_API_TOKENS (default: tokens.json in
+    $MONITOR_DATA_DIR; changes to it apply at once). Ctrl-C or SIGTERM stops it cleanly.
+    Exit 2 when a setting or the token file is refused.
+    """
+    import signal
+    from types import FrameType
+
+    import uvicorn
+    from pydantic import ValidationError
+
+    from monitor.api import ApiSettings, create_app
+    from monitor.contracts.errors import explain
+
+    overrides: dict[str, Any] = {}
+    if host is not None:
+        overrides["api_host"] = host
+    if port is not None:
+        overrides["api_port"] = port
+    try:
+        settings = ApiSettings(**overrides)
+        app = create_app(settings)
+    except ConfigFileError as exc:
+        raise ConfigRefused(str(exc)) from None
+    except ValidationError as exc:  # a bad MONITOR_* variable
+        _, errors = explain(exc)
+        raise ConfigRefused("; ".join(
+            f"MONITOR_{e['field'].upper()} {e['problem']}" + (f" (got {e['given']!r})" if "given" in e else "")
+            for e in errors)) from None
+    level = logging.getLogger().getEffectiveLevel()
+    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None,
+                            log_level=max(level, logging.INFO), access_log=level <= logging.DEBUG,
+                            timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    shown_host = f"[{settings.api_host}]" if ":" in settings.api_host else settings.api_host
+    click.echo(f"dashboard: http://{shown_host}:{settings.api_port}/#token=TOKEN (tokens in {settings.tokens_path}); "
+               "Ctrl-C stops it", err=True)
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        pass  # uvicorn has already begun a graceful shutdown; after it, this stands in for the default exit
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn stops gracefully first, then hands Ctrl-C back to us
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not server.started:
+        raise click.ClickException(f"the API could not start on {settings.api_host}:{settings.api_port} "
+                                   "(see the log above)")
+    click.echo("api stopped", err=True)
+
+
+
+@main.group()
+def token() -> None:
+    """API tokens: who may call the HTTP API, and what each may see."""
+
+
+@token.command("create")
+@click.option("--role", required=True, type=click.Choice(["regulator", "reviewer", "automaker"]),
+              help="regulator: every exporter; reviewer: every exporter, read-only history and reports; "
+                   "automaker: only the exporters named with --exporter and the distributors they authorised.")
+@click.option("--exporter", "exporters", multiple=True, metavar="ID",
+              help="An exporter id the automaker answers for; repeat for several. Required (at least one) for "
+                   "--role automaker, refused for the other roles.")
+@click.option("--tokens-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The token file to add it to. Default: $MONITOR_API_TOKENS, else tokens.json in "
+                   "$MONITOR_DATA_DIR.")
+def token_create(role: str, exporters: tuple[str, ...], tokens_file: Path | None) -> None:
+    """Create an API token and print it, once.
+
+    The token goes to standard output, alone on its line; where it was stored goes to standard
+    error. Only its SHA-256 is kept, in the token file (JSON, created when missing, rewritten
+    atomically with mode 0600), so a lost token cannot be shown again: create another. Callers
+    present it as `Authorization: Bearer TOKEN`. Exit 2 when the role and exporters do not go
+    together or the token file is not a valid token file.
+
+    \b
+        monitor token create --role regulator
+        monitor token create --role automaker --exporter EXP-001 --exporter EXP-002
+    """
+    from monitor.access.tokens import TokenBook, TokenRefused, create_token, token_hash
+    from monitor.access.tokens import tokens_file as default_tokens_file
+
+    settings = MonitorSettings()
+    path = tokens_file or default_tokens_file(settings)
+    try:
+        secret = create_token(path, role, exporters)
+    except TokenRefused as exc:
+        raise click.UsageError(str(exc)) from None
+    except ConfigFileError as exc:
+        raise ConfigRefused(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"could not write {path}: {exc.strerror or exc}") from None
+    token_id = next(e.id for e in TokenBook.load(path).entries if e.sha256 == token_hash(secret))
+    click.echo(secret)
+    scope = f" for {', '.join(exporters)}" if exporters else ""
+    click.echo(f"token {token_id} ({role}{scope}) stored as a hash in {path}; it is shown only now", err=True)
+    if exporters:
+        try:
+            registered = load_registry(settings.registry)
+        except ConfigFileError:
+            return
+        unknown = [e for e in exporters if e not in registered]
+        if unknown:
+            click.echo(f"note: {', '.join(unknown)} not in the registry file {settings.registry} "
+                       "(registrations on the registry topic count too)", err=True)
+
+
+class UnknownExporter(click.ClickException):
+    """An exporter the history store knows nothing about: exit status 2."""
+
+    exit_code = 2
+
+
+@main.command()
+@click.option("--exporter", "exporter_id", required=True, metavar="ID", help="The exporter to assess.")
+@click.option("--period", required=True, type=click.IntRange(1970, 9999), metavar="YYYY",
+              help="The licence period: a calendar year, in UTC days.")
+@click.option("--format", "output_format", type=click.Choice(["json", "csv", "html"]), default="json",
+              show_default=True,
+              help="json: the assessment document; csv: one row per obligation, then one per breach; "
+                   "html: a printable page.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write it to this file instead of standard output.")
+@click.option("--as-of", "as_of", type=Instant(),
+              help="'Now' of the assessment: nothing after it counts. Default: the wall clock.")
+@click.option("--database-url", metavar="URL",
+              help="History store (SQLAlchemy URL). Default: $MONITOR_DATABASE_URL, else history.sqlite3 in "
+                   "$MONITOR_DATA_DIR.")
+def report(exporter_id: str, period: int, output_format: str, output: Path | None, as_of: datetime | None,
+           database_url: str | None) -> None:
+    """The renewal assessment of an exporter's licence period, from the history store.
+
+    Per obligation: the figure over the period, the threshold with its source, the breaches,
+    the days in breach, and a verdict; then the overall verdict (pass, at_risk or
+    insufficient_data), the policy versions applied, and whether the hash chain of the
+    exporter's alert transitions verified. Each breach comes with its evidence and its stored
+    transitions. Thresholds come from $MONITOR_POLICY (else the built-in policy), as in the API.
+    Before the period is over the verdicts are provisional. Exit 2 for an exporter the store
+    does not know, 1 when the store cannot be read.
+    """
+    import asyncio
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.contracts.policy import DEFAULT_POLICY
+    from monitor.history.store import HistoryStore, history_url
+    from monitor.obligations.policy import PolicyBook
+    from monitor.renewal.assessment import RenewalAssessment
+    from monitor.renewal.from_store import assessment_from_store
+    from monitor.renewal.render import Format, render
+
+    settings = MonitorSettings()
+    url = database_url or history_url(settings)
+    try:
+        policy = PolicyBook(load_policy(settings.policy) if settings.policy else DEFAULT_POLICY)
+    except ConfigFileError as exc:
+        raise ConfigRefused(str(exc)) from None
+    moment = as_of or datetime.now(UTC)
+
+    async def assess_from_store() -> RenewalAssessment | None:
+        store = await HistoryStore.open(url)
+        try:
+            if exporter_id not in await store.exporters():
+                return None
+            return await assessment_from_store(store, exporter_id, period, policy=policy, as_of=moment)
+        finally:
+            await store.close()
+
+    try:
+        assessment = asyncio.run(assess_from_store())
+    except (SQLAlchemyError, OSError) as exc:
+        from sqlalchemy.engine import make_url
+
+        cause = getattr(exc, "orig", None) or exc  # the driver's own words, without SQLAlchemy's wrapping
+        shown = make_url(url).render_as_string(hide_password=True)
+        raise click.ClickException(f"could not read the history store at {shown}: {cause}") from None
+    if assessment is None:
+        raise UnknownExporter(f"exporter {exporter_id!r} is unknown to the history store (no registration, "
+                              "alert or figure)")
+    body = render(assessment, cast("Format", output_format))
+    if output is None:
+        click.echo(body, nl=False)
+        return
+    output.write_text(body, encoding="utf-8", newline="")
+    click.echo(f"wrote {output}: {exporter_id} {period}, overall {assessment.overall}", err=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`monitor demo`: the whole system on one machine, and a live view of what it does.
 
-It starts the embedded broker and a worker as child processes (stopped by their own pids),
-produces a simulated exporter network's history and then its present in real time, and
-watches the alerts, compliance and dead-letter topics the way any consumer would.
+It starts the embedded broker, a worker (with its history sink) and the HTTP API with the
+dashboard as child processes (stopped by their own pids), makes a regulator token for the
+dashboard, produces a simulated exporter network's history and then its present in real
+time, and watches the alerts, compliance and dead-letter topics the way any consumer would.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ OBLIGATIONS = ("response_48h", "parts_inventory", "emergency_coverage", "network
 class DemoOptions:
     broker_port: int | None = None  # None: 9092 when free, else any free port
     web_port: int | None = None
+    api_port: int | None = None  # None: 8000 when free, else any free port
     seed: int = 2026
     exporters: int = 5
     days: int = 30
@@ -78,6 +80,9 @@ class Demo:
         self.broker: EmbeddedBroker | None = None
         self.worker: subprocess.Popen[bytes] | None = None
         self.worker_log: IO[bytes] | None = None
+        self.api: subprocess.Popen[bytes] | None = None
+        self.api_log: IO[bytes] | None = None
+        self.dashboard_url: str | None = None
         self.names = TopicNames.of("aftersales.")
 
     async def run(self) -> int:
@@ -93,6 +98,11 @@ class Demo:
             self._start_worker(bootstrap, web_port)
             self.console.print(f"worker started (pid {self.worker.pid if self.worker else '?'}); its metrics: "
                                f"http://127.0.0.1:{web_port}/metrics, its log: {options.workdir / 'worker.log'}")
+            await asyncio.to_thread(self._start_api, bootstrap)
+            self.console.print(f"API and dashboard started (pid {self.api.pid if self.api else '?'}); its log: "
+                               f"{options.workdir / 'api.log'}")
+            self.console.print(f"dashboard (regulator token): {self.dashboard_url}", highlight=False,
+                               soft_wrap=True)
             self.console.print("Ctrl-C stops everything.")
             return await self._watch(bootstrap)
         finally:
@@ -107,9 +117,36 @@ class Demo:
         self.console.print(f"embedded broker listening on {self.broker.bootstrap} (pid {self.broker.pid})")
         return self.broker.bootstrap
 
+    def _environment(self, bootstrap: str) -> dict[str, str]:
+        """What the demo's processes share: the broker, the topics, the history store and tokens."""
+        workdir = self.options.workdir.resolve()
+        return {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": bootstrap, "MONITOR_TOPIC_PREFIX": self.names.prefix,
+                "MONITOR_DATA_DIR": str(workdir), "MONITOR_API_TOKENS": str(workdir / "tokens.json")}
+
+    def _start_api(self, bootstrap: str) -> None:
+        """The HTTP API and dashboard, once it answers; and a regulator token to open it with."""
+        from monitor.access.tokens import create_token
+
+        token = create_token(self.options.workdir.resolve() / "tokens.json", "regulator")
+        port = self.options.api_port
+        if port is None:
+            port = 8000 if _port_free(8000) else free_port()
+        self.api_log = (self.options.workdir / "api.log").open("ab")
+        self.api = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [sys.executable, "-m", "monitor", "api", "--port", str(port)], env=self._environment(bootstrap),
+            stdout=self.api_log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.api.poll() is None:
+            if not _port_free(port):
+                break
+            time.sleep(0.1)
+        if self.api.poll() is not None:
+            raise RuntimeError(f"the API stopped at start (exit {self.api.returncode}); see "
+                               f"{self.options.workdir / 'api.log'}")
+        self.dashboard_url = f"http://127.0.0.1:{port}/#token={token}"
+
     def _start_worker(self, bootstrap: str, web_port: int) -> None:
-        env = {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": bootstrap, "MONITOR_TOPIC_PREFIX": self.names.prefix,
-               "MONITOR_WEB_PORT": str(web_port)}
+        env = {**self._environment(bootstrap), "MONITOR_WEB_PORT": str(web_port)}
         self.worker_log = (self.options.workdir / "worker.log").open("ab")
         self.worker = subprocess.Popen(  # our own interpreter and module
             [sys.executable, "-m", "monitor", "worker"], env=env, stdout=self.worker_log,
@@ -229,24 +266,28 @@ class Demo:
             recent.add_row(str(message.get("raised_at", ""))[11:19], message["exporter_id"],
                            message.get("market") or "-", message["obligation"], message["severity"],
                            message["status"], message["subject"][:28])
+        if self.dashboard_url:
+            head.add_row("dashboard", self.dashboard_url)
         return Group(Panel(head, title="aftersales monitor demo (Ctrl-C stops)"), alerts, figures, recent)
 
     # ---- stopping -------------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.send_signal(signal.SIGTERM)
-            try:
-                self.worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                log.warning("worker %d did not stop in 20 s; killing it", self.worker.pid)
-                self.worker.kill()
-                self.worker.wait()
-        if self.worker_log is not None:
-            self.worker_log.close()
+        for name, process in (("API", self.api), ("worker", self.worker)):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s %d did not stop in 20 s; killing it", name, process.pid)
+                    process.kill()
+                    process.wait()
+        for opened in (self.api_log, self.worker_log):
+            if opened is not None:
+                opened.close()
         if self.broker is not None:
             self.broker.stop()
-        self.console.print("stopped: worker and broker are down")
+        self.console.print("stopped: API, worker and broker are down")
 
 
 def _port_free(port: int) -> bool:

@@ -50,7 +50,8 @@ class WorkerProcess:
         self.app_id = app_id or f"{names.prefix}monitor"
         self.env = {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": bootstrap, "MONITOR_TOPIC_PREFIX": names.prefix,
                     "MONITOR_APP_ID": self.app_id, "MONITOR_WEB_PORT": str(self.web_port),
-                    "MONITOR_REGISTRY": str(EXAMPLE_REGISTRY), **(env or {})}
+                    "MONITOR_REGISTRY": str(EXAMPLE_REGISTRY), "MONITOR_DATA_DIR": str(log_dir / name),
+                    **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:

@@ -1,14 +1,17 @@
-"""`monitor demo`: one command starts the broker, a worker and the simulator, shows what happens,
-and Ctrl-C (or its --duration) stops everything, leaving no process behind."""
+"""`monitor demo`: one command starts the broker, a worker, the API with the dashboard and the
+simulator, shows what happens, and Ctrl-C (or its --duration) stops everything, leaving no
+process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from monitor.embedded.broker import free_port
@@ -33,8 +36,15 @@ def _start(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
 def _pids(output: str) -> list[int]:
     broker = re.search(r"embedded broker listening on \S+ \(pid (\d+)\)", output)
     worker = re.search(r"worker started \(pid (\d+)\)", output)
-    assert broker and worker, output
-    return [int(broker.group(1)), int(worker.group(1))]
+    api = re.search(r"API and dashboard started \(pid (\d+)\)", output)
+    assert broker and worker and api, output
+    return [int(broker.group(1)), int(worker.group(1)), int(api.group(1))]
+
+
+def _get(url: str, token: str) -> dict[str, object]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return json.loads(answer.read())
 
 
 def test_demo_shows_events_and_alerts_then_stops_everything(tmp_path: Path) -> None:
@@ -46,7 +56,7 @@ def test_demo_shows_events_and_alerts_then_stops_everything(tmp_path: Path) -> N
     produced = [int(re.sub(r"\D", "", line.split()[2])) for line in lines]
     assert produced[-1] > 1000, output
     assert re.search(r"open alerts: response_48h \d+", lines[-1])
-    assert "stopped: worker and broker are down" in output
+    assert "stopped: API, worker and broker are down" in output
     assert not any(_alive(pid) for pid in _pids(output))
 
 
@@ -55,12 +65,26 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     output = ""
     assert demo.stdout is not None
     deadline = time.monotonic() + 90
-    while "worker started" not in output and time.monotonic() < deadline:
+    while "Ctrl-C stops everything" not in output and time.monotonic() < deadline:
         output += demo.stdout.readline()
-    time.sleep(5)
+    found = re.search(r"dashboard \(regulator token\): (http://127\.0\.0\.1:(\d+))/#token=(\S+)", output)
+    assert found, output
+    base, token = found.group(1), found.group(3)
+    # the events go through the worker and its history sink into the store the API reads
+    alerts: list[object] = []
+    deadline = time.monotonic() + 90
+    while not alerts and time.monotonic() < deadline:
+        time.sleep(1)
+        try:
+            alerts = list(_get(f"{base}/api/v1/alerts?limit=5", token)["items"])  # type: ignore[call-overload]
+        except OSError:
+            continue
+    assert alerts, output
+    with urllib.request.urlopen(f"{base}/", timeout=5) as page:
+        assert page.status == 200 and b"<html" in page.read().lower()
     demo.send_signal(signal.SIGINT)
     rest, _ = demo.communicate(timeout=90)
     output += rest
     assert demo.returncode == 0, output
-    assert "stopped: worker and broker are down" in output
+    assert "stopped: API, worker and broker are down" in output
     assert not any(_alive(pid) for pid in _pids(output))

@@ -673,8 +673,12 @@ async def read_registry_topic(bootstrap: str, topic: str, timeout: float = 10.0)
 
 
 def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistration], policy: PolicyBook,
-               loglevel: str = "info") -> None:
-    """Create the topics if need be, read the registry topic, and run a worker until Ctrl-C or SIGTERM."""
+               loglevel: str = "info", history: bool = True) -> None:
+    """Create the topics if need be, read the registry topic, and run a worker until Ctrl-C or SIGTERM.
+
+    With `history`, the history sink (`monitor.history.sink`) runs in the same event loop and
+    stops with the worker.
+    """
     from monitor.stream.topics import ensure_topics
 
     names = TopicNames.of(settings.topic_prefix)
@@ -685,4 +689,9 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
     log.info("registry: %d exporters from the file, %d from %s", len(registry), len(known), names.registry)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust's own files (no table data)
     worker = StreamWorker(settings, {**registry, **known}, policy)
-    faust.Worker(worker.app, loglevel=loglevel).execute_from_commandline()
+    services = []
+    if history:
+        from monitor.history.sink import HistorySink
+
+        services.append(HistorySink.from_settings(settings, policy, registry).service())
+    faust.Worker(worker.app, *services, loglevel=loglevel).execute_from_commandline()

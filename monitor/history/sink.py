@@ -1,0 +1,292 @@
+"""The history sink: the alerts, compliance and registry topics into the history store.
+
+A Kafka consumer in its own group (`<app_id>-history`) reads the three topics; each batch
+fetched is written in one transaction, and its offsets are committed only after that
+transaction committed. A crash or a stop at any point therefore leaves, at worst, records
+that are read again, and the store's writes are idempotent (a replay adds nothing).
+
+While the store cannot be written (a database restart, a network cut), the batch is tried
+again with exponential back-off, as long as it takes: nothing is committed meanwhile, so
+nothing is lost. Messages that are not what their topic carries are logged and skipped
+(the worker dead-letters bad input; these can only come from elsewhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+from prometheus_client import Counter, Gauge, Histogram
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
+from monitor.contracts.outputs import AppliedPolicy
+from monitor.contracts.registry import ExporterRegistration
+from monitor.history.store import ALERT, REGISTRATION, SNAPSHOT, HistoryStore, Source, applied_policies, check
+from monitor.stream.topics import TopicNames
+
+if TYPE_CHECKING:
+    import mode
+    from aiokafka import ConsumerRecord, TopicPartition
+
+    from monitor.obligations.policy import PolicyBook
+    from monitor.stream.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONSUMED = Counter("monitor_history_records_consumed_total", "Records the history sink read, by topic", ["topic"])
+IGNORED = Counter("monitor_history_records_ignored_total", "Records the history sink skipped, by topic and reason",
+                  ["topic", "reason"])
+ROWS_WRITTEN = Counter("monitor_history_rows_written_total",
+                       "Records that changed the history store (new transitions, figures, registrations), by kind",
+                       ["kind"])
+WRITE_SECONDS = Histogram("monitor_history_write_seconds", "Time to write one fetched batch in one transaction",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+RETRIES = Counter("monitor_history_store_retries_total",
+                  "Store operations tried again after the store failed (unreachable, restarting, ...)")
+STORE_UP = Gauge("monitor_history_store_up", "1 when the history sink's last store operation succeeded, else 0")
+COMMITTED = Counter("monitor_history_batches_committed_total",
+                    "Batches whose offsets the history sink committed after storing them")
+
+
+@dataclass
+class SinkStats:
+    """What one sink has done since it started."""
+
+    consumed: int = 0  # records read
+    stored: int = 0  # records that changed the store
+    ignored: int = 0  # records skipped (not JSON, not what the topic carries, tombstones)
+    batches: int = 0  # batches written and committed
+    retries: int = 0  # store operations tried again
+    seconds_down: float = 0.0  # time spent retrying a store that failed
+
+
+class HistorySink:
+    """Reads the alerts, compliance and registry topics of one prefix into a history store."""
+
+    def __init__(self, *, bootstrap: str, names: TopicNames, group_id: str, store_url: str,
+                 policies: list[AppliedPolicy] | None = None,
+                 registry: Mapping[str, ExporterRegistration] | None = None, batch_size: int = 500,
+                 poll_seconds: float = 0.5, backoff_initial: float = 0.2, backoff_max: float = 10.0,
+                 consumer_options: Mapping[str, Any] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.names = names
+        self.group_id = group_id
+        self.store_url = store_url
+        self.policies = list(policies or [])
+        self.registry = dict(registry or {})
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.consumer_options = dict(consumer_options or {})
+        self.kinds = {names.alerts: ALERT, names.compliance: SNAPSHOT, names.registry: REGISTRATION}
+        self.stats = SinkStats()
+
+    @property
+    def store_url_shown(self) -> str:
+        """The store's URL with any password hidden, for logs and messages."""
+        from sqlalchemy.engine import make_url
+
+        return make_url(self.store_url).render_as_string(hide_password=True)
+
+    @classmethod
+    def from_settings(cls, settings: WorkerSettings, policy: PolicyBook,
+                      registry: Mapping[str, ExporterRegistration] | None = None) -> HistorySink:
+        """The sink a worker (or `monitor sink`) runs: its bootstrap servers, topic prefix, group
+        `<app_id>-history`, store URL, consumer timeouts, and the policy book's versions."""
+        from monitor.history.store import history_url
+
+        versions = [policy.earliest().version, *(t.version for t in policy.changes())]
+        return cls(bootstrap=settings.kafka_bootstrap, names=TopicNames.of(settings.topic_prefix),
+                   group_id=f"{settings.app_id}-history", store_url=history_url(settings),
+                   policies=applied_policies(policy.describe(versions)), registry=registry,
+                   consumer_options={
+                       "session_timeout_ms": round(settings.session_timeout_seconds * 1000),
+                       "heartbeat_interval_ms": round(settings.heartbeat_seconds * 1000),
+                       "rebalance_timeout_ms": round(settings.rebalance_timeout_seconds * 1000)})
+
+    async def run(self) -> None:
+        """Store every record of the three topics until cancelled.
+
+        Opens the store (running its migrations), records the policy versions and the registry
+        file, then consumes. Cancellation is the way to stop it: the batch in hand, if any, is
+        neither stored nor committed (it is read again next time), and the consumer and the
+        store are closed.
+        """
+        store = await self._retrying("opening the store", lambda: HistoryStore.open(self.store_url))
+        try:
+            if self.policies:
+                await self._retrying("recording the policy versions", lambda: store.record_policies(self.policies))
+                log.info("history: policy versions %s recorded", ", ".join(p.version for p in self.policies))
+            if self.registry:
+                documents = [r.model_dump(mode="json") for r in self.registry.values()]
+                await self._retrying("recording the registry file",
+                                     lambda: store.record_file_registrations(documents))
+            await self._consume(store)
+        finally:
+            await store.close()
+
+    async def _consume(self, store: HistoryStore) -> None:
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.errors import KafkaError
+
+        consumer = AIOKafkaConsumer(
+            *self.kinds, bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id=self.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", **self.consumer_options)
+        try:
+            await self._retrying("connecting to Kafka", consumer.start, retry_on=(KafkaError, OSError))
+            log.info("history: storing %s into %s (consumer group %s)", ", ".join(self.kinds), store.url,
+                     self.group_id)
+            while True:
+                batches = await consumer.getmany(timeout_ms=round(self.poll_seconds * 1000),
+                                                 max_records=self.batch_size)
+                if not batches:
+                    continue
+                items = self._items(batches)
+                if items:
+                    await self._retrying("writing a batch", functools.partial(self._write, store, items))
+                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+                try:
+                    await consumer.commit(offsets)
+                except KafkaError as exc:
+                    # stored but not committed: read again later, which stores nothing twice
+                    log.warning("history: committing offsets failed (%r); those records will be read again", exc)
+                    continue
+                self.stats.batches += 1
+                COMMITTED.inc()
+        finally:
+            await consumer.stop()
+
+    def _items(self, batches: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]
+               ) -> list[tuple[str, dict[str, Any], Source]]:
+        items: list[tuple[str, dict[str, Any], Source]] = []
+        for tp, records in batches.items():
+            kind = self.kinds[tp.topic]
+            short = self.names.short(tp.topic)
+            for record in records:
+                self.stats.consumed += 1
+                CONSUMED.labels(short).inc()
+                reason = None
+                if record.value is None:
+                    reason = "tombstone"
+                else:
+                    try:
+                        document = orjson.loads(record.value)
+                        check(kind, document)
+                    except orjson.JSONDecodeError:
+                        reason = "not JSON"
+                    except ValueError as exc:
+                        reason = "invalid"
+                        log.warning("history: %s[%d]@%d skipped: %s", tp.topic, tp.partition, record.offset, exc)
+                if reason is not None:
+                    self.stats.ignored += 1
+                    IGNORED.labels(short, reason).inc()
+                    continue
+                items.append((kind, document, Source(tp.topic, tp.partition, record.offset)))
+        return items
+
+    async def _write(self, store: HistoryStore, items: list[tuple[str, dict[str, Any], Source]]) -> None:
+        started = time.perf_counter()
+        counts = await store.record_batch_counts(items)
+        WRITE_SECONDS.observe(time.perf_counter() - started)
+        for kind, count in counts.items():
+            ROWS_WRITTEN.labels(kind).inc(count)
+            self.stats.stored += count
+
+    async def _retrying(self, what: str, action: Callable[[], Awaitable[T]],
+                        retry_on: tuple[type[BaseException], ...] | None = None) -> T:
+        """`action()`, tried again with exponential back-off for as long as it fails with one of
+        `retry_on` (default: the store's errors); cancel to give up. Any other error propagates."""
+        failed_at: list[float] = []
+
+        async def attempt() -> T:
+            return await action()
+
+        def before_sleep(state: RetryCallState) -> None:
+            if not failed_at:
+                failed_at.append(time.monotonic())
+            self.stats.retries += 1
+            RETRIES.inc()
+            STORE_UP.set(0)
+            wait = state.next_action.sleep if state.next_action else 0.0
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("history: %s failed (attempt %d: %r); trying again in %.1f s, nothing committed meanwhile",
+                        what, state.attempt_number, error, wait)
+
+        retrying = AsyncRetrying(retry=retry_if_exception_type(retry_on or store_errors()), before_sleep=before_sleep,
+                                 reraise=True,
+                                 wait=wait_exponential(multiplier=self.backoff_initial, min=self.backoff_initial,
+                                                       max=self.backoff_max))
+        try:
+            result: T = await retrying(attempt)
+        finally:
+            down = time.monotonic() - failed_at[0] if failed_at else 0.0
+            self.stats.seconds_down += down
+        if failed_at:
+            log.warning("history: %s succeeded again after %.1f s", what, down)
+        STORE_UP.set(1)
+        return result
+
+    def service(self) -> mode.Service:
+        """This sink as a mode service, to run in a Faust worker's event loop beside the app."""
+        import mode
+
+        sink = self
+
+        class HistorySinkService(mode.Service):
+            """Runs the history sink until the worker stops."""
+
+            @mode.Service.task
+            async def _store_history(self) -> None:
+                await sink.run()
+
+        return HistorySinkService()
+
+
+def store_errors() -> tuple[type[BaseException], ...]:
+    """The errors of a store that cannot be written now (unreachable, restarting, locked, in conflict with
+    another writer): worth trying again. Anything else is a fault to show, not to wait out."""
+    import sqlite3
+
+    import asyncpg
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+async def run_sink(sink: HistorySink) -> None:
+    """Run a sink until Ctrl-C or SIGTERM, then stop it cleanly (nothing half-done is committed)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.create_task(sink.run(), name="history-sink")
+
+    def on_signal(signum: int) -> None:
+        log.warning("history: signal %d, stopping", signum)
+        task.cancel()
+
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
+            loop.add_signal_handler(signum, on_signal, signum)
+            handled.append(signum)
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # cancelled from outside, not by a signal
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+    s = sink.stats
+    log.info("history: stopped after %d records read, %d stored, %d skipped, %d retries", s.consumed, s.stored,
+                s.ignored, s.retries)

@@ -1,0 +1,97 @@
+"""Databases for the history store tests: a SQLite file per test, and a PostgreSQL database per session.
+
+PostgreSQL: the server named by MONITOR_TEST_POSTGRES (an asyncpg DSN of a database to connect
+to for creating others; default the local server, postgresql://postgres@127.0.0.1:5432/postgres).
+A fresh database `test_history_<random>` is made for the session and dropped at its end; each
+test starts from an empty schema in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from monitor.history.store import HistoryStore
+
+T = TypeVar("T")
+ADMIN_DSN = os.environ.get("MONITOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to the end in a thread of its own, whatever loop the caller has."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+async def _admin(statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def asyncpg_url(dsn: str, database: str) -> str:
+    """The SQLAlchemy URL of `database` on the server of an asyncpg DSN."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(dsn).set(drivername="postgresql+asyncpg", database=database).render_as_string(
+        hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a database made for this session on the PostgreSQL server; dropped at the end."""
+    name = f"test_history_{uuid.uuid4().hex[:12]}"
+    try:
+        run_apart(_admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # whatever keeps it from being reached: connection refused, auth, timeout
+        pytest.skip(f"no PostgreSQL server to test the store on at {ADMIN_DSN} ({exc!r}); "
+                    "set MONITOR_TEST_POSTGRES to the DSN of one")
+    try:
+        yield asyncpg_url(ADMIN_DSN, name)
+    finally:
+        run_apart(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def empty_postgres(url: str) -> None:
+    """Drop everything in the database's public schema (a test starts from an empty database)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty database: a SQLite file, or the session's PostgreSQL database emptied."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    await empty_postgres(url)
+    return url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[HistoryStore]:
+    """A history store opened (migrated) on an empty database, closed after the test."""
+    opened = await HistoryStore.open(store_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -1,0 +1,210 @@
+"""The history sink on the real embedded broker: topics into the store, offsets committed after, replays add
+nothing; `monitor sink` alone, and `monitor worker` storing what it publishes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from monitor.history.sink import HistorySink
+from monitor.history.store import HistoryStore
+from monitor.stream.topics import TopicNames, ensure_topics
+from tests.history.records import alert, dump, registration, snapshot
+from tests.history.running import eventually, make_sink, stop
+from tests.streaming import (
+    EXAMPLE_EVENTS,
+    ROOT,
+    WorkerProcess,
+    evaluate_json,
+    final_alerts,
+    produce,
+    read_topic,
+    records_of_lines,
+    unique_names,
+)
+
+
+async def count_transitions(url: str) -> int:
+    store = await HistoryStore.open(url)
+    try:
+        return sum([(await store.verify_chain(e)).transitions for e in await store.exporters()])
+    finally:
+        await store.close()
+
+
+def records(names: TopicNames) -> list[tuple[str, bytes | None, bytes | None]]:
+    """What a worker would have published, with a repeat, two unusable records and a tombstone."""
+    alerts = [alert(n, exporter=f"EXP-{e}") for e in (1, 2, 3) for n in range(1, 5)]
+    alerts += [alert(1, exporter="EXP-1", status="resolved", resolved_at="2026-03-04T08:00:00Z"),
+               alert(2, exporter="EXP-2", status="retracted"),
+               alert(3, exporter="EXP-3", raised_at="2026-03-03T12:00:00Z")]  # a repeat
+    out: list[tuple[str, bytes | None, bytes | None]] = [
+        (names.alerts, a["alert_id"].encode(), orjson.dumps(a)) for a in alerts]
+    out += [(names.compliance, f"EXP-{e}:KE".encode(), orjson.dumps(snapshot(f"2026-03-0{d}T10:00:00Z",
+                                                                                exporter=f"EXP-{e}")))
+            for e in (1, 2) for d in (1, 2)]
+    out += [(names.registry, f"EXP-{e}".encode(), orjson.dumps(registration(f"EXP-{e}"))) for e in (1, 2, 3)]
+    out += [(names.alerts, b"junk", b"not json"), (names.alerts, b"half", orjson.dumps({"alert_id": "X"})),
+            (names.registry, b"EXP-9", None)]
+    return out
+
+
+async def test_the_sink_stores_the_topics_commits_after_and_a_replay_adds_nothing(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    names = unique_names()
+    await ensure_topics(kafka_bootstrap, names, partitions=2)
+    await produce(kafka_bootstrap, records(names))  # type: ignore[arg-type]
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    group = f"{names.prefix}monitor-history"
+
+    sink = make_sink(kafka_bootstrap, names, url, group)
+    task = asyncio.create_task(sink.run())
+    try:
+        took = await eventually(lambda: _consumed(sink, 25), 30, "the sink reads every record")
+        await eventually(lambda: _committed(kafka_bootstrap, group, names, sink), 10, "offsets committed")
+    finally:
+        await stop(task)
+    print(f"\nfirst run: {sink.stats} in {took:.1f} s")
+    assert (sink.stats.consumed, sink.stats.ignored) == (25, 3)
+    first = await dump(url)
+    assert len(first["alert_transitions"]) == 14  # 12 opened, one resolved, one retracted; the repeat is not
+    assert len(first["alert_repeats"]) == 1
+    assert len(first["compliance_latest"]) == 2
+    assert len(first["registrations"]) == 3
+    assert [row[0] for row in first["policy_versions"]] == ["2026.1"]
+
+    store = await HistoryStore.open(url)
+    try:
+        assert all([(await store.verify_chain(e)).ok for e in ("EXP-1", "EXP-2", "EXP-3")])
+        assert [a["status"] for a in (await store.alerts(exporters={"EXP-1"}))[0]] == ["resolved", "open", "open",
+                                                                                       "open"]
+    finally:
+        await store.close()
+
+    # a new group reads the topics again from the start: the store stays as it was
+    replay = make_sink(kafka_bootstrap, names, url, f"{group}-again")
+    task = asyncio.create_task(replay.run())
+    try:
+        await eventually(lambda: _consumed(replay, 25), 30, "the replay reads every record")
+        await eventually(lambda: _committed(kafka_bootstrap, f"{group}-again", names, replay), 10,
+                         "offsets committed")
+    finally:
+        await stop(task)
+    print(f"replay: {replay.stats}")
+    assert replay.stats.stored == 0
+    assert await dump(url) == first
+
+
+async def _consumed(sink: HistorySink, wanted: int) -> bool:
+    return sink.stats.consumed >= wanted and sink.stats.batches > 0
+
+
+async def _committed(bootstrap: str, group: str, names: TopicNames, sink: HistorySink) -> bool:
+    """Whether the group's committed offsets reached the end of every partition of the three topics."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in (names.alerts, names.compliance, names.registry) for p in (0, 1)]
+        ends = await consumer.end_offsets(tps)
+        return all([(await consumer.committed(tp) or 0) >= ends[tp] for tp in tps])
+    finally:
+        await consumer.stop()
+
+
+def test_monitor_sink_runs_alone_and_stops_cleanly_on_sigterm(kafka_bootstrap: str, tmp_path: Path) -> None:
+    names = unique_names()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    env = {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": kafka_bootstrap, "MONITOR_TOPIC_PREFIX": names.prefix,
+           "MONITOR_APP_ID": f"{names.prefix}monitor", "MONITOR_DATABASE_URL": url,
+           "MONITOR_DATA_DIR": str(tmp_path), "MONITOR_SESSION_TIMEOUT_SECONDS": "3"}
+    log = (tmp_path / "sink.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "monitor", "sink"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    asyncio.run(ensure_topics(kafka_bootstrap, names, partitions=2))
+    try:
+        asyncio.run(produce(kafka_bootstrap, [(names.alerts, b"a", orjson.dumps(alert(n))) for n in range(1, 6)]))
+        asyncio.run(eventually(lambda: _transitions_are(url, 5), 40, "`monitor sink` stores the alerts"))
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=20)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+    output = (tmp_path / "sink.log").read_text()
+    assert code == 0, output
+    assert "history sink stopped" in output
+    store_rows = asyncio.run(dump(url))
+    assert [row[0] for row in store_rows["policy_versions"]] == ["2026.1"]
+    assert len(store_rows["registrations"]) == 4  # the bundled example registry file
+
+
+async def _transitions_are(url: str, wanted: int) -> bool:
+    if not Path(url.removeprefix("sqlite+aiosqlite:///")).exists():
+        return False
+    try:
+        return await count_transitions(url) >= wanted
+    except Exception:  # the sink may still be creating the schema
+        return False
+
+
+def test_a_worker_stores_every_alert_it_publishes(kafka_bootstrap: str, tmp_path: Path) -> None:
+    expected = evaluate_json([EXAMPLE_EVENTS])
+    wanted = {a["alert_id"]: a["status"] for a in expected["alerts"]}
+    names = unique_names()
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    lines = EXAMPLE_EVENTS.read_bytes().splitlines()
+    env = {"MONITOR_DATABASE_URL": url, "MONITOR_DATA_DIR": str(tmp_path), "MONITOR_AS_OF": expected["as_of"]}
+    with WorkerProcess(kafka_bootstrap, names, tmp_path, env=env) as worker:
+        asyncio.run(produce(kafka_bootstrap, records_of_lines(lines, names)))
+
+        def settled(messages: list[dict[str, Any]]) -> bool:
+            return {k: m["status"] for k, m in final_alerts(messages).items() if m["status"] != "retracted"} == wanted
+
+        published = asyncio.run(read_topic(kafka_bootstrap, names.alerts, until=settled, idle=2.0, timeout=90))
+        assert published, worker.tail()
+        latest = final_alerts(published)
+
+        async def stored_everything() -> bool:
+            store = await HistoryStore.open(url)
+            try:
+                found, _ = await store.alerts(exporters=None, limit=10_000)
+                return {a["alert_id"]: a for a in found} == latest
+            finally:
+                await store.close()
+
+        took = asyncio.run(eventually(stored_everything, 30, "the worker's sink stores every alert"))
+        assert worker.process is not None and worker.process.poll() is None, worker.tail()
+    print(f"\n{len(published)} alert messages published, {len(latest)} alerts; stored {took:.1f} s after")
+
+    async def check() -> None:
+        store = await HistoryStore.open(url)
+        try:
+            transitions = sum([len(await store.transitions(alert_id)) for alert_id in latest])
+            assert transitions <= len(published)
+            for exporter in await store.exporters():
+                assert (await store.verify_chain(exporter)).ok
+            assert await store.compliance(exporters=None)
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+
+
+def test_the_commands_offer_the_sink_alone_and_a_worker_without_it() -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    worker_help = CliRunner().invoke(main, ["worker", "--help"])
+    assert worker_help.exit_code == 0 and "--no-history" in worker_help.output
+    sink_help = CliRunner().invoke(main, ["sink", "--help"])
+    assert sink_help.exit_code == 0 and "history store" in sink_help.output
