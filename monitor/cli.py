@@ -69,6 +69,17 @@ def main(verbose: int) -> None:
     )
 
 
+def settings_refused(exc: Any) -> ConfigRefused:
+    """A bad MONITOR_* variable (a pydantic ValidationError of a settings class), refused
+    naming the variable, the problem and the value given."""
+    from monitor.contracts.errors import explain
+
+    _, errors = explain(exc)
+    return ConfigRefused("; ".join(
+        f"MONITOR_{e['field'].upper()} {e['problem']}" + (f" (got {e['given']!r})" if "given" in e else "")
+        for e in errors))
+
+
 def _progress_reporter(console: Console) -> Any:
     """Progress on stderr: a live bar on a terminal, a line every few seconds otherwise."""
     started = time.monotonic()
@@ -211,7 +222,6 @@ def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | No
     """
     from pydantic import ValidationError
 
-    from monitor.contracts.errors import explain
     from monitor.obligations.policy import PolicyBook
     from monitor.stream.settings import WorkerSettings
     from monitor.stream.worker import run_worker
@@ -231,10 +241,7 @@ def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | No
     except ConfigFileError as exc:
         raise ConfigRefused(str(exc)) from None
     except ValidationError as exc:  # a bad MONITOR_* variable
-        _, errors = explain(exc)
-        raise ConfigRefused("; ".join(
-            f"MONITOR_{e['field'].upper()} {e['problem']}" + (f" (got {e['given']!r})" if "given" in e else "")
-            for e in errors)) from None
+        raise settings_refused(exc) from None
     from monitor.contracts.policy import DEFAULT_POLICY
 
     level = logging.getLogger().getEffectiveLevel()
@@ -270,7 +277,6 @@ def sink(bootstrap: str | None, database_url: str | None, registry_path: Path | 
     from aiokafka.errors import KafkaError
     from pydantic import ValidationError
 
-    from monitor.contracts.errors import explain
     from monitor.contracts.policy import DEFAULT_POLICY
     from monitor.history.sink import HistorySink, run_sink
     from monitor.obligations.policy import PolicyBook
@@ -290,10 +296,7 @@ def sink(bootstrap: str | None, database_url: str | None, registry_path: Path | 
     except ConfigFileError as exc:
         raise ConfigRefused(str(exc)) from None
     except ValidationError as exc:  # a bad MONITOR_* variable
-        _, errors = explain(exc)
-        raise ConfigRefused("; ".join(
-            f"MONITOR_{e['field'].upper()} {e['problem']}" + (f" (got {e['given']!r})" if "given" in e else "")
-            for e in errors)) from None
+        raise settings_refused(exc) from None
     try:
         asyncio.run(ensure_topics(settings.kafka_bootstrap, TopicNames.of(settings.topic_prefix),
                                   partitions=settings.partitions))
@@ -529,7 +532,6 @@ def api(host: str | None, port: int | None) -> None:
     from pydantic import ValidationError
 
     from monitor.api import ApiSettings, create_app
-    from monitor.contracts.errors import explain
 
     overrides: dict[str, Any] = {}
     if host is not None:
@@ -542,10 +544,7 @@ def api(host: str | None, port: int | None) -> None:
     except ConfigFileError as exc:
         raise ConfigRefused(str(exc)) from None
     except ValidationError as exc:  # a bad MONITOR_* variable
-        _, errors = explain(exc)
-        raise ConfigRefused("; ".join(
-            f"MONITOR_{e['field'].upper()} {e['problem']}" + (f" (got {e['given']!r})" if "given" in e else "")
-            for e in errors)) from None
+        raise settings_refused(exc) from None
     level = logging.getLogger().getEffectiveLevel()
     config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_config=None,
                             log_level=max(level, logging.INFO), access_log=level <= logging.DEBUG,

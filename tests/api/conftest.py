@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +31,9 @@ from monitor.access.tokens import create_token
 from monitor.api import ApiSettings, create_app
 from monitor.history.store import HistoryStore
 from tests.api.network import A1, A2, D1, D2, X9, Network, fill
+from tests.postgres import ADMIN_DSN, admin, run_apart
 
 T = TypeVar("T")
-ADMIN_DSN = os.environ.get("MONITOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 AS_OF = datetime(2026, 3, 6, tzinfo=UTC)  # the renewal assessments' "now": the day after the history ends
 NO_BROKER = "127.0.0.1:9"  # the discard port: nothing listens there, so the broker check fails fast
 
@@ -100,20 +98,8 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Filled:
     return Filled(path, asyncio.run(write()))
 
 
-def apart(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to its end in a thread and loop of its own, whatever loop the caller has."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
-async def _admin(statement: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +107,7 @@ def postgres_network() -> Iterator[tuple[str, Network]]:
     """URL of a PostgreSQL database holding the test network, and what it holds."""
     name = f"test_api_{uuid.uuid4().hex[:12]}"
     try:
-        apart(_admin(f'CREATE DATABASE "{name}"'))
+        run_apart(admin(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # whatever keeps it from being reached: refused, auth, timeout
         pytest.skip(f"no PostgreSQL server at {ADMIN_DSN} ({exc!r}); set MONITOR_TEST_POSTGRES to the DSN of one")
     url = make_url(ADMIN_DSN).set(drivername="postgresql+asyncpg", database=name).render_as_string(
@@ -135,9 +121,9 @@ def postgres_network() -> Iterator[tuple[str, Network]]:
             await store.close()
 
     try:
-        yield url, apart(write())
+        yield url, run_apart(write())
     finally:
-        apart(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_apart(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")

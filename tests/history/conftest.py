@@ -8,36 +8,21 @@ test starts from an empty schema in it.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
 from monitor.history.store import HistoryStore
+from tests.postgres import ADMIN_DSN, admin, run_apart
 
 T = TypeVar("T")
-ADMIN_DSN = os.environ.get("MONITOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-def run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to the end in a thread of its own, whatever loop the caller has."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
 
 
-async def _admin(statement: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 def asyncpg_url(dsn: str, database: str) -> str:
@@ -53,14 +38,14 @@ def postgres_url() -> Iterator[str]:
     """SQLAlchemy URL of a database made for this session on the PostgreSQL server; dropped at the end."""
     name = f"test_history_{uuid.uuid4().hex[:12]}"
     try:
-        run_apart(_admin(f'CREATE DATABASE "{name}"'))
+        run_apart(admin(f'CREATE DATABASE "{name}"'))
     except Exception as exc:  # whatever keeps it from being reached: connection refused, auth, timeout
         pytest.skip(f"no PostgreSQL server to test the store on at {ADMIN_DSN} ({exc!r}); "
                     "set MONITOR_TEST_POSTGRES to the DSN of one")
     try:
         yield asyncpg_url(ADMIN_DSN, name)
     finally:
-        run_apart(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_apart(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def empty_postgres(url: str) -> None:
