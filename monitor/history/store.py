@@ -415,9 +415,11 @@ class HistoryStore:
 
     async def registrations(self) -> dict[str, ExporterRegistration]:
         """Every stored registration by exporter id (in id order)."""
+        # asked at every API request: the two columns, no ORM object per row
+        query = select(Registration.exporter_id, Registration.registration).order_by(Registration.exporter_id)
         async with self._read() as session:
-            rows = await session.scalars(select(Registration).order_by(Registration.exporter_id))
-            return {row.exporter_id: ExporterRegistration.model_validate(row.registration) for row in rows}
+            rows = await session.execute(query)
+            return {exporter_id: ExporterRegistration.model_validate(document) for exporter_id, document in rows}
 
     async def compliance(self, *, exporters: set[str] | None, exporter: str | None = None,
                          market: str | None = None) -> list[dict[str, Any]]:
@@ -447,7 +449,7 @@ class HistoryStore:
         """
         if limit < 1:
             raise ValueError(f"limit must be at least 1, not {limit}")
-        query = _visible(select(Alert), Alert.exporter_id, exporters, exporter)
+        query = _visible(select(Alert.opened_at, Alert.alert_id, Alert.message), Alert.exporter_id, exporters, exporter)
         for column, wanted in ((Alert.market, market), (Alert.obligation, obligation), (Alert.status, status)):
             if wanted is not None:
                 query = query.where(column == wanted)
@@ -459,7 +461,7 @@ class HistoryStore:
                                     and_(Alert.opened_at == opened_at, Alert.alert_id > alert_id)))
         query = query.order_by(Alert.opened_at, Alert.alert_id).limit(limit + 1)
         async with self._read() as session:
-            rows = list(await session.scalars(query))
+            rows = list(await session.execute(query))
         page, more = rows[:limit], len(rows) > limit
         return [row.message for row in page], encode_cursor(page[-1].opened_at, page[-1].alert_id) if more else None
 
