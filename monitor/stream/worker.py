@@ -19,6 +19,7 @@ input message counts as consumed only once its envelope (and so its effect) is d
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections import defaultdict
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 ENVELOPE_BYTES = 512 * 1024  # an envelope is sent before it grows past this
 STRAGGLER_CHECK_SECONDS = 2.0  # a partition quiet this long is read past its last judged envelope
+STRAGGLER_RECHECK_SECONDS = 30.0  # and read so again at this interval while it stays quiet
 SENDER_SILENCE = 10.0  # seconds after which a sender's catching-up watermark no longer holds the clock back
 
 CONSUMED = Counter("monitor_events_consumed_total", "Input messages read, by input topic", ["topic"])
@@ -60,6 +62,28 @@ CLOCK_BEHIND = Gauge("monitor_clock_behind_seconds", "Wall clock minus the worke
 REFETCHED = Counter("monitor_envelopes_refetched_total", "Internal envelopes the consumer left out and the "
                     "worker read from the topic directly")
 EXPORTERS = Gauge("monitor_exporters_judged", "Exporters this worker judges (its partitions)")
+
+
+_DIRECT_READ: contextvars.ContextVar[bool] = contextvars.ContextVar("direct_read", default=False)
+
+
+class _QuietDirectReads(logging.Filter):
+    """Leaves out aiokafka's "Updating subscribed topics" line for the worker's own short reads
+    (a partition's end, a changelog's last batch), which would otherwise repeat every few seconds."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _DIRECT_READ.get()
+
+
+logging.getLogger("aiokafka.consumer.subscription_state").addFilter(_QuietDirectReads())
+
+
+def _assign_quietly(consumer: Any, tps: list[Any]) -> None:
+    token = _DIRECT_READ.set(True)
+    try:
+        consumer.assign(tps)
+    finally:
+        _DIRECT_READ.reset(token)
 
 
 def now_micros() -> Micros:
@@ -119,6 +143,7 @@ class StreamWorker:
         self.last_envelope_at: dict[int, float] = {}  # judging partition -> when its last envelope came
         self._judging_lock = asyncio.Lock()
         self._next_straggler_check = 0.0
+        self.checked_at: dict[int, float] = {}  # judging partition -> when it was last read past its end
         self.app = self._build_app()
 
     # ---- the app --------------------------------------------------------------------------------
@@ -311,10 +336,15 @@ class StreamWorker:
         if now < self._next_straggler_check:
             return
         self._next_straggler_check = now + STRAGGLER_CHECK_SECONDS
+        # a partition is read once when it goes quiet, and again only every STRAGGLER_RECHECK_SECONDS
         quiet = {p: self.judged_to.get(p, -1) + 1 for p in self.loaded
-                 if now - self.last_envelope_at.get(p, 0.0) >= STRAGGLER_CHECK_SECONDS}
+                 if now - (came := self.last_envelope_at.get(p, 0.0)) >= STRAGGLER_CHECK_SECONDS
+                 and ((checked := self.checked_at.get(p)) is None or checked < came
+                      or now - checked >= STRAGGLER_RECHECK_SECONDS)}
         if not quiet:
             return
+        for partition in quiet:
+            self.checked_at[partition] = now
         try:
             found = await read_after(self.settings.kafka_bootstrap, self.internal_topic, quiet)
         except (TimeoutError, KafkaError) as exc:
@@ -563,7 +593,7 @@ async def last_batches(bootstrap: str, partitions: list[tuple[str, int]], timeou
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        consumer.assign(list(tps))
+        _assign_quietly(consumer, list(tps))
         ends = await consumer.end_offsets(list(tps))
         waiting = {tp for tp in tps if ends[tp] > 0}
         for tp in waiting:
@@ -593,7 +623,7 @@ async def read_range(bootstrap: str, topic: str, partition: int, start: int, end
     await consumer.start()
     records: list[tuple[int, bytes | None, bytes]] = []
     try:
-        consumer.assign([tp])
+        _assign_quietly(consumer, [tp])
         consumer.seek(tp, start)
         deadline = time.monotonic() + timeout
         while (not records or records[-1][0] < end - 1) and time.monotonic() < deadline:
@@ -616,7 +646,7 @@ async def read_after(bootstrap: str, topic: str, starts: Mapping[int, int], time
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        consumer.assign(list(tps))
+        _assign_quietly(consumer, list(tps))
         for tp, partition in tps.items():
             consumer.seek(tp, starts[partition])
         deadline = time.monotonic() + timeout
