@@ -19,11 +19,12 @@ input message counts as consumed only once its envelope (and so its effect) is d
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -76,14 +77,6 @@ class _QuietDirectReads(logging.Filter):
 
 
 logging.getLogger("aiokafka.consumer.subscription_state").addFilter(_QuietDirectReads())
-
-
-def _assign_quietly(consumer: Any, tps: list[Any]) -> None:
-    token = _DIRECT_READ.set(True)
-    try:
-        consumer.assign(tps)
-    finally:
-        _DIRECT_READ.reset(token)
 
 
 def now_micros() -> Micros:
@@ -578,6 +571,51 @@ class StreamWorker:
             await self.compliance.send(key=key.encode(), value=orjson.dumps(snapshot))
 
 
+@contextlib.asynccontextmanager
+async def _direct_consumer(bootstrap: str) -> AsyncIterator[Any]:
+    """A consumer of no group, for the worker's own short reads around Faust's consumer."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def _fetch(consumer: Any, starts: Mapping[Any, int], *, through: Mapping[Any, int] | None = None,
+                 timeout: float = 10.0) -> dict[Any, list[Any]]:
+    """The records of each partition from its start offset.
+
+    With `through`, up to the fetch that reaches that offset (a fetch returns whole batches, so
+    records past it may come too; TimeoutError if it is not reached in time); without, until a
+    fetch at every partition's end comes back empty.
+    """
+    found: dict[Any, list[Any]] = {tp: [] for tp in starts}
+    waiting = set(starts) if through is None else {tp for tp in starts if through[tp] >= starts[tp]}
+    token = _DIRECT_READ.set(True)
+    try:
+        consumer.assign(list(waiting))
+    finally:
+        _DIRECT_READ.reset(token)
+    for tp in waiting:
+        consumer.seek(tp, starts[tp])
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        batches = await consumer.getmany(*waiting, timeout_ms=500 if through is not None else 200)
+        if through is None and not batches:
+            break
+        for tp, records in batches.items():
+            found[tp].extend(records)
+            if through is not None and records and records[-1].offset >= through[tp]:
+                waiting.discard(tp)
+    if through is not None and waiting:
+        raise TimeoutError("could not read " + ", ".join(
+            f"{tp.topic}[{tp.partition}] through offset {through[tp]}" for tp in sorted(waiting)))
+    return found
+
+
 async def last_batches(bootstrap: str, partitions: list[tuple[str, int]], timeout: float = 10.0
                        ) -> dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]]:
     """The records (key, value) from each partition's reported end offset less one to its true end.
@@ -586,79 +624,36 @@ async def last_batches(bootstrap: str, partitions: list[tuple[str, int]], timeou
     batch plus one; a fetch from that offset returns the whole batch, and so the records the
     reported end leaves out. With a broker that reports the true end this is the last record.
     """
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     tps = {TopicPartition(topic, partition): (topic, partition) for topic, partition in partitions}
-    result: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {tps[tp]: [] for tp in tps}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        _assign_quietly(consumer, list(tps))
+    async with _direct_consumer(bootstrap) as consumer:
         ends = await consumer.end_offsets(list(tps))
-        waiting = {tp for tp in tps if ends[tp] > 0}
-        for tp in waiting:
-            consumer.seek(tp, ends[tp] - 1)
-        deadline = time.monotonic() + timeout
-        while waiting and time.monotonic() < deadline:
-            batches = await consumer.getmany(*waiting, timeout_ms=500)
-            for tp, records in batches.items():
-                result[tps[tp]].extend((record.key, record.value) for record in records)
-                if records and records[-1].offset >= ends[tp] - 1:
-                    waiting.discard(tp)  # a fetch returns whole batches: the last one has come
-        if waiting:
-            raise TimeoutError("could not read the last records of " + ", ".join(
-                f"{tp.topic}[{tp.partition}]" for tp in sorted(waiting)))
-    finally:
-        await consumer.stop()
-    return result
+        starts = {tp: end - 1 for tp, end in ends.items() if end > 0}
+        found = await _fetch(consumer, starts, through=starts, timeout=timeout)
+    return {name: [(r.key, r.value) for r in found.get(tp, [])] for tp, name in tps.items()}
 
 
 async def read_range(bootstrap: str, topic: str, partition: int, start: int, end: int, timeout: float = 30.0
                      ) -> list[tuple[int, bytes | None, bytes]]:
     """The records (offset, key, value) of one partition from `start` up to `end` (excluded)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     tp = TopicPartition(topic, partition)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    records: list[tuple[int, bytes | None, bytes]] = []
-    try:
-        _assign_quietly(consumer, [tp])
-        consumer.seek(tp, start)
-        deadline = time.monotonic() + timeout
-        while (not records or records[-1][0] < end - 1) and time.monotonic() < deadline:
-            batches = await consumer.getmany(tp, timeout_ms=500)
-            records.extend((r.offset, r.key, r.value or b"") for r in batches.get(tp, []) if r.offset < end)
-        if not records or records[-1][0] < end - 1:
-            raise TimeoutError(f"could not read {topic}[{partition}] from {start} to {end - 1}")
-    finally:
-        await consumer.stop()
-    return records
+    async with _direct_consumer(bootstrap) as consumer:
+        found = await _fetch(consumer, {tp: start}, through={tp: end - 1}, timeout=timeout)
+    return [(r.offset, r.key, r.value or b"") for r in found[tp] if r.offset < end]
 
 
 async def read_after(bootstrap: str, topic: str, starts: Mapping[int, int], timeout: float = 10.0
                      ) -> dict[int, list[tuple[int, bytes | None, bytes]]]:
     """The records (offset, key, value) of each partition from its start offset to its end."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     tps = {TopicPartition(topic, partition): partition for partition in starts}
-    found: dict[int, list[tuple[int, bytes | None, bytes]]] = {partition: [] for partition in starts}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        _assign_quietly(consumer, list(tps))
-        for tp, partition in tps.items():
-            consumer.seek(tp, starts[partition])
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            if not batches:
-                break  # a fetch at each partition's end came back empty
-            for tp, records in batches.items():
-                found[tps[tp]].extend((r.offset, r.key, r.value or b"") for r in records)
-    finally:
-        await consumer.stop()
-    return found
+    async with _direct_consumer(bootstrap) as consumer:
+        found = await _fetch(consumer, {tp: starts[p] for tp, p in tps.items()}, timeout=timeout)
+    return {tps[tp]: [(r.offset, r.key, r.value or b"") for r in records] for tp, records in found.items()}
 
 
 async def read_registry_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[str, ExporterRegistration]:
