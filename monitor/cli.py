@@ -63,10 +63,28 @@ def main(verbose: int) -> None:
     response, parts inventory rate, emergency-rescue coverage of major markets,
     network size and authorisation. Figures and alerts follow OBLIGATIONS.md.
     """
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(verbose + 1, 2), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from pydantic import ValidationError
+
+    from monitor import logs
+    from monitor.settings import LogSettings
+
+    try:
+        log_format = LogSettings().log_format
+    except ValidationError as exc:  # a bad MONITOR_LOG_FORMAT
+        raise settings_refused(exc) from None
+    # text or JSON lines on stderr for every command (the worker tells Faust to keep this set-up)
+    logs.configure(logging.WARNING - 10 * min(verbose + 1, 2), log_format, sys.stderr)
+
+
+def status_line(text: str) -> None:
+    """A long-running command's status line on stderr (listening where, stopped): plain text, or
+    an INFO record when the logs are JSON lines, so that every line a service writes is JSON."""
+    from monitor import logs
+
+    if logs.writes_json():
+        log.info("%s", text)
+    else:
+        click.echo(text, err=True)
 
 
 def settings_refused(exc: Any) -> ConfigRefused:
@@ -208,8 +226,11 @@ def demo(broker_port: int | None, web_port: int | None, api_port: int | None, se
               help="A fixed 'now' instead of the wall clock: for replaying history as of an instant.")
 @click.option("--no-history", "no_history", is_flag=True,
               help="Do not run the history sink in this worker (run `monitor sink` apart, or none).")
+@click.option("--no-webhooks", "no_webhooks", is_flag=True,
+              help="Do not deliver webhooks from this worker (run `monitor deliver` apart). Its history sink "
+                   "still enqueues deliveries for the webhooks of $MONITOR_WEBHOOKS.")
 def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | None, policy_path: Path | None,
-           as_of: datetime | None, no_history: bool) -> None:
+           as_of: datetime | None, no_history: bool, no_webhooks: bool) -> None:
     """Run a stream-processing worker (run several for scale).
 
     Reads the service-tickets, parts-stock, outlet-status and registry topics; dead-letters
@@ -217,7 +238,8 @@ def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | No
     deadlines and stale outlets by the clock; publishes each alert transition to the alerts
     topic and changed figures to the compliance topic. Workers with the same
     MONITOR_APP_ID share the partitions. Unless --no-history, it also runs the history
-    sink (see `monitor sink`). Ctrl-C or SIGTERM stops it cleanly.
+    sink (see `monitor sink`), and with $MONITOR_WEBHOOKS set, unless --no-webhooks, the
+    webhook deliverer (see `monitor deliver`). Ctrl-C or SIGTERM stops it cleanly.
     Settings: the MONITOR_* environment variables (README, Configuration).
     """
     from pydantic import ValidationError
@@ -238,15 +260,30 @@ def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | No
         registry = load_registry(registry_path or settings.registry)
         policy_file = policy_path or settings.policy
         policy = PolicyBook(load_policy(policy_file)) if policy_file else None
+        webhooks = _webhooks(settings)
+        delivery = _delivery_settings() if webhooks and not no_history and not no_webhooks else None
     except ConfigFileError as exc:
         raise ConfigRefused(str(exc)) from None
     except ValidationError as exc:  # a bad MONITOR_* variable
         raise settings_refused(exc) from None
     from monitor.contracts.policy import DEFAULT_POLICY
 
-    level = logging.getLogger().getEffectiveLevel()
-    run_worker(settings, registry, policy or PolicyBook(DEFAULT_POLICY),
-               loglevel="debug" if level <= logging.DEBUG else "info", history=not no_history)
+    run_worker(settings, registry, policy or PolicyBook(DEFAULT_POLICY), history=not no_history,
+               webhooks=webhooks, delivery=delivery)
+
+
+def _webhooks(settings: MonitorSettings) -> list[Any]:
+    """The webhooks of $MONITOR_WEBHOOKS (none when it is not set); ConfigFileError for a bad file."""
+    from monitor.delivery.webhooks import load_webhooks
+
+    return load_webhooks(settings.webhooks) if settings.webhooks is not None else []
+
+
+def _delivery_settings(**overrides: Any) -> Any:
+    """The MONITOR_WEBHOOK_* settings (DeliverySettings); pydantic's ValidationError for a bad one."""
+    from monitor.delivery.settings import DeliverySettings
+
+    return DeliverySettings(**overrides)
 
 
 @main.command()
@@ -270,7 +307,9 @@ def sink(bootstrap: str | None, database_url: str | None, registry_path: Path | 
     Each fetched batch is written in one transaction, and its offsets are committed only after
     it; while the store is unreachable the batch is tried again with growing pauses (logged),
     and nothing is lost. Reading a topic again stores nothing twice. The policy versions in
-    force are recorded at start. Ctrl-C or SIGTERM stops it cleanly (exit 0).
+    force are recorded at start. With $MONITOR_WEBHOOKS set, each new alert transition is
+    enqueued, in the same transaction, for the webhooks that may see it (sent by `monitor
+    deliver` or a worker). Ctrl-C or SIGTERM stops it cleanly (exit 0).
     """
     import asyncio
 
@@ -293,24 +332,91 @@ def sink(bootstrap: str | None, database_url: str | None, registry_path: Path | 
         registry = load_registry(registry_path or settings.registry)
         policy_file = policy_path or settings.policy
         policy = PolicyBook(load_policy(policy_file) if policy_file else DEFAULT_POLICY)
+        webhooks = _webhooks(settings)
     except ConfigFileError as exc:
         raise ConfigRefused(str(exc)) from None
     except ValidationError as exc:  # a bad MONITOR_* variable
         raise settings_refused(exc) from None
+    from monitor.kafka import kafka_client_options
+
     try:
-        asyncio.run(ensure_topics(settings.kafka_bootstrap, TopicNames.of(settings.topic_prefix),
-                                  partitions=settings.partitions))
+        asyncio.run(ensure_topics(kafka_client_options(settings), TopicNames.of(settings.topic_prefix),
+                                  partitions=settings.partitions, replication=settings.topic_replication))
     except (KafkaError, OSError) as exc:
         raise click.ClickException(f"could not reach Kafka at {settings.kafka_bootstrap}: {exc!r}") from None
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, addr="127.0.0.1")
-    history_sink = HistorySink.from_settings(settings, policy, registry)
-    click.echo(f"history sink: {settings.topic_prefix}alerts, compliance, registry into {history_sink.store_url_shown}"
-               "; Ctrl-C stops it", err=True)
+    history_sink = HistorySink.from_settings(settings, policy, registry, webhooks=webhooks)
+    status_line(f"history sink: {settings.topic_prefix}alerts, compliance, registry into "
+                f"{history_sink.store_url_shown}; Ctrl-C stops it")
     asyncio.run(run_sink(history_sink))
-    click.echo("history sink stopped", err=True)
+    status_line("history sink stopped")
+
+
+@main.command()
+@click.option("--web-port", type=click.IntRange(0, 65535), default=None,
+              help="Port of /metrics and /healthz. Default: $MONITOR_DELIVER_WEB_PORT, else 6067 (0: any free port).")
+@click.option("--database-url", metavar="URL",
+              help="History store holding the outbox (SQLAlchemy URL). Default: $MONITOR_DATABASE_URL, else "
+                   "history.sqlite3 in $MONITOR_DATA_DIR.")
+@click.option("--webhooks", "webhooks_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The webhooks file (YAML or JSON). Default: $MONITOR_WEBHOOKS.")
+def deliver(web_port: int | None, database_url: str | None, webhooks_path: Path | None) -> None:
+    """Deliver alert transitions to the automakers' webhooks, from the history store's outbox.
+
+    The history sink (in `monitor worker` or `monitor sink`) enqueues every new alert
+    transition, in the transaction that stores it, for each webhook of $MONITOR_WEBHOOKS whose
+    exporters (or the distributors they authorised) it concerns. This command POSTs them as
+    JSON signed with HMAC-SHA256 (header Monitor-Signature: t=UNIX,v1=HEX over "UNIX.BODY"),
+    one at a time per alert and in order, several alerts at once. A failed attempt (no answer,
+    or not 2xx) is tried again after a growing, jittered pause kept in the store, so it
+    survives restarts; a delivery older than its max age (default 24 h) is given up as expired.
+    Run several for availability: a delivery is leased to one of them at a time.
+
+    \b
+    Settings: MONITOR_WEBHOOK_MAX_AGE_SECONDS, _BACKOFF_INITIAL_SECONDS, _BACKOFF_MAX_SECONDS,
+    _TIMEOUT_SECONDS, _LEASE_SECONDS, _CONCURRENCY, _POLL_SECONDS; MONITOR_DELIVER_WEB_HOST/PORT.
+
+    Serves /metrics (Prometheus) and /healthz on its web port. Ctrl-C or SIGTERM stops it: the
+    requests in flight get their timeout to finish, the rest are released to be sent again.
+    Exit 2 when a setting or the webhooks file is refused.
+    """
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from monitor.delivery.deliverer import CannotListen, Deliverer, serve_deliverer
+    from monitor.delivery.webhooks import load_webhooks
+
+    overrides: dict[str, Any] = {}
+    if web_port is not None:
+        overrides["deliver_web_port"] = web_port
+    if database_url:
+        overrides["database_url"] = database_url
+    if webhooks_path is not None:
+        overrides["webhooks"] = webhooks_path
+    try:
+        settings = _delivery_settings(**overrides)
+        if settings.webhooks is None:
+            raise ConfigRefused("no webhooks to deliver to: set MONITOR_WEBHOOKS (or --webhooks) to the webhooks file")
+        webhooks = load_webhooks(settings.webhooks)
+    except ConfigFileError as exc:
+        raise ConfigRefused(str(exc)) from None
+    except ValidationError as exc:  # a bad MONITOR_* variable
+        raise settings_refused(exc) from None
+    deliverer = Deliverer.from_settings(settings, webhooks)
+
+    def listening(port: int) -> None:
+        status_line(f"deliver: {len(webhooks)} webhooks from {deliverer.store_url_shown}; /metrics and /healthz on "
+                    f"http://{settings.deliver_web_host}:{port}; Ctrl-C stops it")
+
+    try:
+        asyncio.run(serve_deliverer(deliverer, settings.deliver_web_host, settings.deliver_web_port, listening))
+    except CannotListen as exc:
+        raise click.ClickException(str(exc)) from None
+    status_line("deliver stopped")
 
 
 @main.command()
@@ -386,12 +492,19 @@ def simulate(bootstrap: str | None, topic_prefix: str | None, seed: int, exporte
     import signal
 
     from aiokafka.errors import KafkaError
+    from pydantic import ValidationError
 
+    from monitor.kafka import kafka_client_options
     from monitor.simulation.network import NetworkSpec, ResponseMix
     from monitor.simulation.produce import TOPICS, ProduceStats, SimulationPlan, period_ending_today, produce
 
-    settings = MonitorSettings()
-    bootstrap = bootstrap or settings.kafka_bootstrap
+    try:
+        overrides: dict[str, Any] = {"kafka_bootstrap": bootstrap} if bootstrap else {}
+        settings = MonitorSettings(**overrides)
+    except ValidationError as exc:  # a bad MONITOR_* variable
+        raise settings_refused(exc) from None
+    bootstrap = settings.kafka_bootstrap
+    kafka = kafka_client_options(settings)
     prefix = settings.topic_prefix if topic_prefix is None else topic_prefix
     first_day = start.date() if start is not None else period_ending_today(days)
     try:
@@ -431,7 +544,8 @@ def simulate(bootstrap: str | None, topic_prefix: str | None, seed: int, exporte
 
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, on_signal, signum)
-        return await produce(plan, bootstrap, prefix, progress=show, stop=stop)
+        return await produce(plan, kafka, prefix, progress=show, stop=stop, partitions=settings.partitions,
+                             replication=settings.topic_replication)
 
     log.info("simulating %d days from %s onto %s (topics %s*)", days, first_day, bootstrap, prefix)
     try:
@@ -551,8 +665,8 @@ def api(host: str | None, port: int | None) -> None:
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     shown_host = f"[{settings.api_host}]" if ":" in settings.api_host else settings.api_host
-    click.echo(f"dashboard: http://{shown_host}:{settings.api_port}/#token=TOKEN (tokens in {settings.tokens_path}); "
-               "Ctrl-C stops it", err=True)
+    status_line(f"dashboard: http://{shown_host}:{settings.api_port}/#token=TOKEN (tokens in {settings.tokens_path}); "
+                "Ctrl-C stops it")
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         pass  # uvicorn has already begun a graceful shutdown; after it, this stands in for the default exit
@@ -567,7 +681,7 @@ def api(host: str | None, port: int | None) -> None:
     if not server.started:
         raise click.ClickException(f"the API could not start on {settings.api_host}:{settings.api_port} "
                                    "(see the log above)")
-    click.echo("api stopped", err=True)
+    status_line("api stopped")
 
 
 

@@ -53,6 +53,12 @@ def _read(path: Path) -> Any:
                                     f"{exc}") from None
 
 
+def read_config_file(path: Path) -> Any:
+    """The content of a YAML or JSON file (JSON when its name ends in .json); ConfigFileError (the
+    file and the reason) when it cannot be read or parsed."""
+    return _read(path)
+
+
 def load_registry(path: Path) -> dict[str, ExporterRegistration]:
     """Exporters by id, from a list of ExporterRegistration (or {"exporters": [...]})."""
     data = _read(path)

@@ -120,7 +120,11 @@ class Demo:
     def _environment(self, bootstrap: str) -> dict[str, str]:
         """What the demo's processes share: the broker, the topics, the history store and tokens."""
         workdir = self.options.workdir.resolve()
-        return {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": bootstrap, "MONITOR_TOPIC_PREFIX": self.names.prefix,
+        # the embedded broker is one plaintext node: a real cluster's security and replication do not apply
+        inherited = {name: value for name, value in os.environ.items()
+                     if not name.startswith(("MONITOR_KAFKA_SASL_", "MONITOR_KAFKA_SSL_"))}
+        return {**inherited, "MONITOR_KAFKA_BOOTSTRAP": bootstrap, "MONITOR_TOPIC_PREFIX": self.names.prefix,
+                "MONITOR_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT", "MONITOR_TOPIC_REPLICATION": "1",
                 "MONITOR_DATA_DIR": str(workdir), "MONITOR_API_TOKENS": str(workdir / "tokens.json")}
 
     def _start_api(self, bootstrap: str) -> None:

@@ -11,6 +11,7 @@ from monitor.contracts.events import OutletStatusEvent, PartsStockReport, Servic
 from monitor.contracts.outputs import ComplianceAlert, ComplianceSnapshot, Evaluation, RejectedMessage
 from monitor.contracts.policy import PolicyFile
 from monitor.contracts.registry import ExporterRegistration
+from monitor.delivery.webhooks import AlertDelivery, WebhookEntry
 
 MESSAGES: dict[str, type[BaseModel]] = {
     "ServiceTicketEvent": ServiceTicketEvent,
@@ -22,6 +23,8 @@ MESSAGES: dict[str, type[BaseModel]] = {
     "RejectedMessage": RejectedMessage,
     "PolicyFile": PolicyFile,
     "Evaluation": Evaluation,
+    "AlertDelivery": AlertDelivery,
+    "WebhookEntry": WebhookEntry,
 }
 
 

@@ -1,5 +1,6 @@
 """What a worker reads straight from the broker, around the consumer: the true end of a changelog
-(a takeover restores its tables completely) and a range of envelopes the consumer left out."""
+(a takeover restores its tables completely), a range of envelopes the consumer left out, and how many
+messages a topic holds (the dead letters)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from uuid import uuid4
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from monitor.stream.worker import last_batches, read_range
+from monitor.stream.worker import last_batches, read_range, topic_depth
 
 
 async def _one_batch(bootstrap: str, topic: str, count: int) -> None:
@@ -81,3 +82,24 @@ def test_a_range_of_envelopes_is_read_exactly_from_start_to_before_end(kafka_boo
 
     assert [offset for offset, _, _ in records] == list(range(3, 9))
     assert [(key, value) for _, key, value in records] == [(b"k%d" % i, b"v%d" % i) for i in range(2, 8)]
+
+
+def test_the_messages_a_topic_holds_are_counted_to_the_true_end_of_each_partition(kafka_bootstrap: str) -> None:
+    topic = f"test.depth.{uuid4().hex[:12]}"
+    asyncio.run(_one_batch(kafka_bootstrap, topic, 20))  # 21 records; the broker may report fewer
+    known: dict[int, tuple[int, int]] = {}
+
+    assert asyncio.run(topic_depth(kafka_bootstrap, topic, known)) == 21
+    assert asyncio.run(topic_depth(kafka_bootstrap, topic, known)) == 21, "nothing new: the same count"
+
+    async def three_more() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=200)
+        await producer.start()
+        try:
+            await asyncio.gather(*[await producer.send(topic, b"w%d" % i) for i in range(3)])
+        finally:
+            await producer.stop()
+
+    asyncio.run(three_more())
+    assert asyncio.run(topic_depth(kafka_bootstrap, topic, known)) == 24
+    assert asyncio.run(topic_depth(kafka_bootstrap, f"test.none.{uuid4().hex[:12]}", {})) == 0

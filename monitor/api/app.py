@@ -11,14 +11,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import __version__
 from monitor.api import problems, routes
 from monitor.api.auth import TokenKeeper
-from monitor.api.metrics import ApiMetrics, RequestMetrics
+from monitor.api.metrics import RequestMetrics
 from monitor.api.models import Health, Readiness
 from monitor.api.problems import PROBLEM_MEDIA_TYPE
 from monitor.api.readiness import StoreHolder, broker_reachable
@@ -73,8 +73,6 @@ def create_app(settings: ApiSettings | None = None, *, store: HistoryStore | Non
     tokens.load()
     holder = StoreHolder(settings.store_url, store)
     policy = PolicyBook(load_policy(settings.policy) if settings.policy else DEFAULT_POLICY)
-    metrics = ApiMetrics()
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
@@ -95,12 +93,11 @@ def create_app(settings: ApiSettings | None = None, *, store: HistoryStore | Non
     app.state.tokens = tokens
     app.state.store = holder
     app.state.policy = policy
-    app.state.metrics = metrics
     problems.install(app)
     app.include_router(routes.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(RequestMetrics)
 
     @app.get("/", include_in_schema=True, response_class=FileResponse, summary="The regulators' dashboard",
              responses={200: {"content": {"text/html": {"schema": {"type": "string"}}},
@@ -132,8 +129,8 @@ def create_app(settings: ApiSettings | None = None, *, store: HistoryStore | Non
              responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
                               "description": "Prometheus text exposition"}})
     async def prometheus_metrics() -> Response:
-        """Request counts and latency by route template, and the process's own figures."""
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        """Request counts and latency by route template, and the process's own figures (the default registry)."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -112,3 +112,33 @@ class Readiness(BaseModel):
 
     status: Literal["ready", "not_ready"]
     checks: dict[str, str] = Field(description="`store` and `broker`: `ok`, or why not")
+
+
+class Delivery(BaseModel):
+    """One alert transition's delivery to one webhook, and how it went."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    delivery_id: str = Field(description="the `delivery_id` of the body sent, the same on every attempt")
+    webhook_id: str
+    alert_id: str
+    exporter_id: str = Field(description="the alert's exporter")
+    seq: int = Field(description="the transition's position in the history store's log")
+    status: Literal["pending", "delivered", "expired"] = Field(
+        description="pending: not yet accepted, tried again; delivered: a 2xx answer came; expired: given up "
+                    "after the webhook's max age")
+    attempts: int = Field(description="requests made so far")
+    created_at: datetime = Field(description="when the transition was stored and the delivery enqueued")
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = Field(description="when it is tried next; null once delivered or expired")
+    last_status_code: int | None = Field(description="the HTTP status of the last answer; null when none came")
+    last_error: str | None = Field(description="why the last attempt failed (status and the start of the answer, "
+                                               "or the network error); null after a success")
+    delivered_at: datetime | None
+
+
+class DeliveryPage(BaseModel):
+    """One page of webhook deliveries, in the order the transitions were stored (then by webhook)."""
+
+    items: list[Delivery]
+    next: str | None = Field(description="pass as `cursor` for the next page; null on the last page")

@@ -9,20 +9,21 @@ tells an automaker that some other exporter is there.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AwareDatetime, BeforeValidator
 from starlette.responses import Response
 
+from monitor.access.redaction import redacted
 from monitor.access.tokens import Principal
 from monitor.api.auth import Caller, authenticated
 from monitor.api.models import (
     AlertDetail,
     AlertPage,
     ComplianceList,
+    DeliveryPage,
     ExporterList,
     History,
 )
@@ -31,6 +32,7 @@ from monitor.api.readiness import StoreHolder
 from monitor.api.renewal import assessment_from_store, media_type, negotiate
 from monitor.api.settings import ApiSettings
 from monitor.contracts.outputs import AlertStatus, Obligation
+from monitor.delivery.outbox import Outbox, decode_delivery_cursor
 from monitor.history.store import HistoryStore, decode_cursor
 from monitor.renewal.assessment import RenewalAssessment
 from monitor.renewal.render import render
@@ -61,7 +63,6 @@ def _written_out(pattern: str, what: str) -> Any:
 Instant = Annotated[AwareDatetime, _written_out(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}",
                                                 "an RFC 3339 timestamp with an offset, e.g. 2026-03-01T10:00:00Z")]
 Day = Annotated[date, _written_out(r"^\d{4}-\d{2}-\d{2}$", "a date, YYYY-MM-DD")]
-REDACTED_LISTS = ("accountable", "authorised_by")  # the fields of our documents that name other exporters
 
 
 async def store_of(request: Request) -> HistoryStore:
@@ -82,19 +83,23 @@ def _query_names(request: Request) -> frozenset[str]:
 
 
 def refuse_unknown_parameters(request: Request) -> None:
-    """A 422 problem for a query parameter the route does not take.
+    """A 422 problem for a query parameter the route does not take, or one given more than once.
 
     A misspelt filter (`?exporter_id=` for `?exporter=`) would otherwise be ignored, and the
-    answer would silently hold everything the filter was meant to leave out.
+    answer would silently hold everything the filter was meant to leave out; a filter given
+    twice (`?alert=a&alert=b`) would silently keep only its last value.
     """
     known = _query_names(request)
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        takes = ", ".join(sorted(known)) or "none"
-        raise ProblemError(422, "; ".join(f"query.{name}: not a parameter of this route (it takes: {takes})"
-                                          for name in unknown),
-                           invalid=[InvalidParameter(parameter=f"query.{name}", reason="not a parameter of this "
-                                                     f"route (it takes: {takes})") for name in unknown])
+    takes = ", ".join(sorted(known)) or "none"
+    reasons = {name: f"not a parameter of this route (it takes: {takes})"
+               for name in sorted(set(request.query_params) - known)}
+    names = [name for name, _ in request.query_params.multi_items()]
+    reasons.update({name: "given more than once (every filter takes one value)"
+                    for name in sorted(set(names) & known) if names.count(name) > 1})
+    if reasons:
+        raise ProblemError(422, "; ".join(f"query.{name}: {reason}" for name, reason in reasons.items()),
+                           invalid=[InvalidParameter(parameter=f"query.{name}", reason=reason)
+                                    for name, reason in reasons.items()])
 
 
 async def caller_of(request: Request, principal: Annotated[Principal, Depends(authenticated)],
@@ -115,14 +120,7 @@ def limited(doc: Any, caller: Caller) -> Any:
     A distributor's alert is accountable to each automaker that authorised it; one of those
     automakers sees the alert but must not learn which other automakers stand behind it.
     """
-    if caller.visible is None:
-        return doc
-    if isinstance(doc, Mapping):
-        return {key: ([e for e in value if e in caller.visible] if key in REDACTED_LISTS and isinstance(value, list)
-                      else limited(value, caller)) for key, value in doc.items()}
-    if isinstance(doc, list):
-        return [limited(item, caller) for item in doc]
-    return doc
+    return redacted(doc, caller.visible)
 
 
 async def exporter_in_view(store: HistoryStore, caller: Caller, exporter_id: str) -> str:
@@ -272,3 +270,44 @@ async def renewal(
 
 def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:100]
+
+
+WebhookInQuery = Annotated[str, Query(min_length=1, max_length=100, pattern=IDENTIFIER,
+                                      description="a webhook id (as in the MONITOR_WEBHOOKS file)")]
+AlertInQuery = Annotated[str, Query(min_length=1, max_length=200, pattern=IDENTIFIER, description="an alert id")]
+
+
+@router.get("/webhooks/deliveries", response_model=DeliveryPage, summary="Webhook deliveries, paginated",
+            responses=problem_responses(404))
+async def webhook_deliveries(
+    caller: CallerDep, store: Store,
+    webhook: WebhookInQuery | None = None,
+    status: Annotated[Literal["pending", "delivered", "expired"] | None, Query(
+        description="only deliveries in this status")] = None,
+    alert: AlertInQuery | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="most deliveries on one page")] = 100,
+    cursor: Annotated[str | None, Query(max_length=1000, description="the `next` of the previous page")] = None,
+) -> dict[str, Any]:
+    """Deliveries of alert transitions to the automakers' webhooks, with their status, attempts and
+    last error (failed and expired ones included), in the order the transitions were stored. An
+    automaker sees the deliveries to webhooks that name one of its token's exporters, of alerts of
+    exporters it may see; naming a webhook that does not exist or that it may not see is a 404."""
+    if cursor is not None:
+        try:
+            decode_delivery_cursor(cursor)
+        except ValueError as exc:
+            raise ProblemError(422, f"query.cursor: {exc}", invalid=[
+                InvalidParameter(parameter="query.cursor", reason="not a cursor this API gave",
+                                 given=cursor)]) from None
+    outbox = Outbox(store)
+    configured = await outbox.webhooks()
+    if caller.visible is None:
+        allowed: set[str] | None = None
+    else:
+        mine = caller.principal.exporters
+        allowed = {webhook_id for webhook_id, exporters in configured.items() if not exporters.isdisjoint(mine)}
+    if webhook is not None and (webhook not in configured or (allowed is not None and webhook not in allowed)):
+        raise not_found(f"webhook {webhook!r}")
+    items, following = await outbox.deliveries(webhooks=allowed, exporters=_scope(caller), webhook=webhook,
+                                                status=status, alert=alert, limit=limit, after=cursor)
+    return {"items": items, "next": following}

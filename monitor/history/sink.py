@@ -9,6 +9,9 @@ While the store cannot be written (a database restart, a network cut), the batch
 again with exponential back-off, as long as it takes: nothing is committed meanwhile, so
 nothing is lost. Messages that are not what their topic carries are logged and skipped
 (the worker dead-letters bad input; these can only come from elsewhere).
+
+Given webhooks (MONITOR_WEBHOOKS), the store enqueues a delivery of each new alert transition
+for every webhook that may see it, in the batch's transaction (`monitor.delivery.outbox`).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import functools
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     import mode
     from aiokafka import ConsumerRecord, TopicPartition
 
+    from monitor.delivery.webhooks import Webhook
     from monitor.obligations.policy import PolicyBook
     from monitor.stream.settings import WorkerSettings
 
@@ -43,19 +47,26 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-CONSUMED = Counter("monitor_history_records_consumed_total", "Records the history sink read, by topic", ["topic"])
-IGNORED = Counter("monitor_history_records_ignored_total", "Records the history sink skipped, by topic and reason",
-                  ["topic", "reason"])
+CONSUMED = Counter("monitor_history_records_consumed_total", "Records the history sink read, by topic (records)",
+                   ["topic"])
+IGNORED = Counter("monitor_history_records_ignored_total",
+                  "Records the history sink skipped, by topic and reason (records)", ["topic", "reason"])
 ROWS_WRITTEN = Counter("monitor_history_rows_written_total",
-                       "Records that changed the history store (new transitions, figures, registrations), by kind",
-                       ["kind"])
-WRITE_SECONDS = Histogram("monitor_history_write_seconds", "Time to write one fetched batch in one transaction",
-                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+                       "Records that changed the history store (new transitions, figures, registrations), by kind "
+                       "(records)", ["kind"])
+# one batch is up to 500 records in one transaction: milliseconds on a quiet store, seconds for a
+# batch of snapshots (each updates its daily rows), more on a store under load
+WRITE_SECONDS = Histogram("monitor_history_write_seconds",
+                          "Time to write one fetched batch of records into the history store in one transaction, "
+                          "successful writes only (seconds)",
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                                   30.0, 60.0))
 RETRIES = Counter("monitor_history_store_retries_total",
-                  "Store operations tried again after the store failed (unreachable, restarting, ...)")
-STORE_UP = Gauge("monitor_history_store_up", "1 when the history sink's last store operation succeeded, else 0")
+                  "Store operations tried again after the store failed: unreachable, restarting, ... (attempts)")
+STORE_UP = Gauge("monitor_history_store_up",
+                 "Whether the history sink's last store operation succeeded (1 yes, 0 no)")
 COMMITTED = Counter("monitor_history_batches_committed_total",
-                    "Batches whose offsets the history sink committed after storing them")
+                    "Batches whose offsets the history sink committed after storing them (batches)")
 
 
 @dataclass
@@ -77,7 +88,7 @@ class HistorySink:
                  policies: list[AppliedPolicy] | None = None,
                  registry: Mapping[str, ExporterRegistration] | None = None, batch_size: int = 500,
                  poll_seconds: float = 0.5, backoff_initial: float = 0.2, backoff_max: float = 10.0,
-                 consumer_options: Mapping[str, Any] | None = None) -> None:
+                 consumer_options: Mapping[str, Any] | None = None, webhooks: Sequence[Webhook] = ()) -> None:
         self.bootstrap = bootstrap
         self.names = names
         self.group_id = group_id
@@ -89,6 +100,7 @@ class HistorySink:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.consumer_options = dict(consumer_options or {})
+        self.webhooks = tuple(webhooks)  # each new alert transition is enqueued for these (monitor.delivery)
         self.kinds = {names.alerts: ALERT, names.compliance: SNAPSHOT, names.registry: REGISTRATION}
         self.stats = SinkStats()
 
@@ -101,16 +113,19 @@ class HistorySink:
 
     @classmethod
     def from_settings(cls, settings: WorkerSettings, policy: PolicyBook,
-                      registry: Mapping[str, ExporterRegistration] | None = None) -> HistorySink:
-        """The sink a worker (or `monitor sink`) runs: its bootstrap servers, topic prefix, group
+                      registry: Mapping[str, ExporterRegistration] | None = None,
+                      webhooks: Sequence[Webhook] = ()) -> HistorySink:
+        """The sink a worker (or `monitor sink`) runs: its bootstrap servers and Kafka security, topic prefix, group
         `<app_id>-history`, store URL, consumer timeouts, and the policy book's versions."""
         from monitor.history.store import history_url
+        from monitor.kafka import kafka_security_options
 
         versions = [policy.earliest().version, *(t.version for t in policy.changes())]
         return cls(bootstrap=settings.kafka_bootstrap, names=TopicNames.of(settings.topic_prefix),
                    group_id=f"{settings.app_id}-history", store_url=history_url(settings),
-                   policies=applied_policies(policy.describe(versions)), registry=registry,
+                   policies=applied_policies(policy.describe(versions)), registry=registry, webhooks=webhooks,
                    consumer_options={
+                       **kafka_security_options(settings),  # MONITOR_KAFKA_* security, as every client
                        "session_timeout_ms": round(settings.session_timeout_seconds * 1000),
                        "heartbeat_interval_ms": round(settings.heartbeat_seconds * 1000),
                        "rebalance_timeout_ms": round(settings.rebalance_timeout_seconds * 1000)})
@@ -123,7 +138,8 @@ class HistorySink:
         neither stored nor committed (it is read again next time), and the consumer and the
         store are closed.
         """
-        store = await self._retrying("opening the store", lambda: HistoryStore.open(self.store_url))
+        store = await self._retrying("opening the store",
+                                     lambda: HistoryStore.open(self.store_url, webhooks=self.webhooks))
         try:
             if self.policies:
                 await self._retrying("recording the policy versions", lambda: store.record_policies(self.policies))
@@ -202,6 +218,13 @@ class HistorySink:
         for kind, count in counts.items():
             ROWS_WRITTEN.labels(kind).inc(count)
             self.stats.stored += count
+        if log.isEnabledFor(logging.DEBUG):
+            from monitor.logs import ids_of_alert
+
+            for kind, document, source in items:
+                if kind == ALERT:  # stored, or found stored already (a record read again)
+                    log.debug("history: alert transition %s at %s[%d]@%d written", document.get("status"),
+                              source.topic, source.partition, source.offset, extra=ids_of_alert(document))
 
     async def _retrying(self, what: str, action: Callable[[], Awaitable[T]],
                         retry_on: tuple[type[BaseException], ...] | None = None) -> T:

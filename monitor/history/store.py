@@ -15,6 +15,9 @@ What it keeps (table names are fixed; readers rely on them):
 - `daily_figures`: per exporter, market ("*" for network_size), obligation and UTC day, the
   figure of the day's last snapshot and whether the obligation held (`monitor.history.daily`).
 - `policy_versions`, `registrations`.
+- `webhooks`, `webhook_deliveries`: the webhook outbox (`monitor.delivery.outbox`). A store
+  opened with webhooks enqueues a delivery of each new alert transition to every webhook
+  that may see its exporter, in the transaction that stores the transition.
 
 Every instant given or returned is an aware datetime in UTC; every list comes in a stated,
 deterministic order.
@@ -31,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
@@ -54,6 +57,9 @@ from monitor.history.tables import (
     Registration,
 )
 from monitor.settings import MonitorSettings
+
+if TYPE_CHECKING:
+    from monitor.delivery.webhooks import Webhook
 
 log = logging.getLogger(__name__)
 
@@ -163,11 +169,14 @@ class HistoryStore:
         # both read first and then write would otherwise fail instead of waiting for each other
         self._writer = engine.execution_options(history_write=True)
         self.url = engine.url.render_as_string(hide_password=True)
+        self.webhooks: tuple[Webhook, ...] = ()  # each new alert transition is enqueued for these
 
     @classmethod
-    async def open(cls, url: str) -> HistoryStore:
+    async def open(cls, url: str, *, webhooks: Iterable[Webhook] = ()) -> HistoryStore:
         """Connect to the database at `url` and bring its schema up to date (Alembic migrations).
 
+        With `webhooks`, their ids and exporters are recorded, and every alert transition this
+        store object stores from now on is enqueued for each of them that may see its exporter.
         A SQLite file's directory is created when missing. Raises SQLAlchemy's or the driver's
         error (OSError for an unreachable server) when the database cannot be reached; nothing
         is left open then.
@@ -189,6 +198,12 @@ class HistoryStore:
                     await connection.run_sync(_upgrade)
             finally:
                 _MIGRATING.release()
+            store.webhooks = tuple(webhooks)
+            if store.webhooks:
+                from monitor.delivery.outbox import record_webhooks
+
+                async with store._write() as session:
+                    await record_webhooks(session, store.webhooks, datetime.now(UTC))
         except BaseException:
             await engine.dispose()
             raise
@@ -284,6 +299,15 @@ class HistoryStore:
     def _write(self) -> _WriteTransaction:
         return _WriteTransaction(AsyncSession(self._writer, expire_on_commit=False, autoflush=True))
 
+    def write_transaction(self) -> _WriteTransaction:
+        """`async with store.write_transaction() as session`: one writing transaction (SQLite's write
+        lock taken at its start), committed on a clean exit and rolled back on an error."""
+        return self._write()
+
+    def read_session(self) -> AsyncSession:
+        """`async with store.read_session() as session`: a session for reading."""
+        return self._read()
+
     async def _store_alert(self, session: AsyncSession, message: dict[str, Any], fields: _AlertFields,
                            source: Source) -> bool:
         where = (AlertTransition.source_topic == source.topic, AlertTransition.source_partition == source.partition,
@@ -328,6 +352,10 @@ class HistoryStore:
             for name, value in projection.items():
                 setattr(alert, name, value)
             alert.transitions += 1
+        if self.webhooks:
+            from monitor.delivery.outbox import enqueue_transition
+
+            await enqueue_transition(session, self.webhooks, row, datetime.now(UTC))
         return True
 
     async def _store_snapshot(self, session: AsyncSession, snapshot: dict[str, Any], fields: _SnapshotFields) -> bool:

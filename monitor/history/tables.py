@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Index, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, Date, DateTime, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -183,3 +183,53 @@ class Registration(Base):
     exporter_id: Mapped[str] = mapped_column(primary_key=True)
     registration: Mapped[dict[str, Any]]
     origin: Mapped[str]  # "topic" or "file"
+
+
+class Webhook(Base):
+    """An automaker's alert webhook as last configured (MONITOR_WEBHOOKS): its id and exporters only.
+
+    Kept so the API can tell whose webhook a delivery belongs to without reading the webhooks
+    file (and its secrets); written by whoever enqueues deliveries, when it opens the store.
+    """
+
+    __tablename__ = "webhooks"
+
+    webhook_id: Mapped[str] = mapped_column(primary_key=True)
+    exporters: Mapped[list[str]] = mapped_column(JSON())
+    configured_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """The outbox: one alert transition to send to one webhook, with the state of its delivery.
+
+    Written in the transaction that stores the transition; `body` holds the exact bytes sent
+    (signed afresh at every attempt). `status`: pending, delivered or expired. A deliverer
+    claims a pending row by setting `claimed_by` and `claimed_until` with a conditional UPDATE,
+    so two deliverers never send one row at the same time.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    delivery_id: Mapped[str] = mapped_column(primary_key=True)
+    webhook_id: Mapped[str]
+    alert_id: Mapped[str]
+    exporter_id: Mapped[str]
+    transition_seq: Mapped[int] = mapped_column(BigInteger())
+    body: Mapped[str] = mapped_column(Text())
+    created_at: Mapped[datetime]
+    status: Mapped[str]
+    attempts: Mapped[int] = mapped_column(Integer())
+    next_attempt_at: Mapped[datetime | None]  # null once delivered or expired
+    last_attempt_at: Mapped[datetime | None]
+    last_error: Mapped[str | None]
+    last_status_code: Mapped[int | None] = mapped_column(Integer())
+    delivered_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None]
+    claimed_until: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "transition_seq", name="uq_webhook_deliveries_transition"),
+        Index("ix_webhook_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_alert", "webhook_id", "alert_id", "transition_seq"),
+        Index("ix_webhook_deliveries_seq", "transition_seq", "webhook_id"),
+    )

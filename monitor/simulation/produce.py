@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from monitor.kafka import KafkaTarget, bootstrap_of, client_options
 from monitor.simulation.network import TOPIC_OUTLETS, TOPIC_STOCK, TOPIC_TICKETS, NetworkSpec, events, registrations
 
 log = logging.getLogger(__name__)
@@ -324,7 +325,7 @@ _YIELD_EVERY = 1024  # records between explicit yields to the event loop (stop, 
 _CLOCK_SLICE = 1.0  # longest single sleep while waiting for the clock in a live run
 
 
-async def _broker_grants_idempotence(bootstrap: str) -> bool:
+async def _broker_grants_idempotence(kafka: KafkaTarget) -> bool:
     """Whether the first reachable bootstrap broker lists InitProducerId among its APIs and
     actually grants a producer id (some Kafka-compatible brokers list it, then answer with an error)."""
     from aiokafka.conn import create_conn
@@ -332,10 +333,12 @@ async def _broker_grants_idempotence(bootstrap: str) -> bool:
     from aiokafka.protocol.admin import ApiVersionRequest
     from aiokafka.protocol.transaction import InitProducerIdRequest
 
+    security = client_options(kafka)
+    bootstrap = str(security.pop("bootstrap_servers"))
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
         try:
-            conn = await create_conn(host.strip("[]"), int(port))
+            conn = await create_conn(host.strip("[]"), int(port), **security)
         except (TimeoutError, KafkaError, OSError, ValueError) as exc:
             log.debug("cannot ask %s about idempotence: %r", address, exc)
             continue
@@ -353,21 +356,22 @@ async def _broker_grants_idempotence(bootstrap: str) -> bool:
     return False
 
 
-async def _start_producer(bootstrap: str) -> tuple[Any, bool]:
+async def _start_producer(kafka: KafkaTarget) -> tuple[Any, bool]:
     """A started producer, and whether it is idempotent: it is when the broker supports it."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
 
-    if await _broker_grants_idempotence(bootstrap):
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, **_PRODUCER_SETTINGS)
+    if await _broker_grants_idempotence(kafka):
+        producer = AIOKafkaProducer(**client_options(kafka), enable_idempotence=True, **_PRODUCER_SETTINGS)
         try:
             await producer.start()
         except KafkaError as exc:
-            log.warning("broker at %s refused an idempotent producer (%r); producing without", bootstrap, exc)
+            log.warning("broker at %s refused an idempotent producer (%r); producing without", bootstrap_of(kafka),
+                        exc)
             await producer.stop()
         else:
             return producer, True
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **_PRODUCER_SETTINGS)
+    producer = AIOKafkaProducer(**client_options(kafka), **_PRODUCER_SETTINGS)
     await producer.start()
     return producer, False
 
@@ -386,30 +390,32 @@ async def _sleep(seconds: float, stop: asyncio.Event | None) -> bool:
     return False
 
 
-async def produce(plan: SimulationPlan, bootstrap: str, prefix: str = "aftersales.",
+async def produce(plan: SimulationPlan, kafka: KafkaTarget, prefix: str = "aftersales.",
                   progress: Callable[[ProduceStats], None] | None = None,
-                  stop: asyncio.Event | None = None) -> ProduceStats:
+                  stop: asyncio.Event | None = None, *, partitions: int = 8, replication: int = 1) -> ProduceStats:
     """Produce the plan's records (`simulated_records`) onto the topics named with `prefix`.
 
-    Creates the topics if they are missing. Every record is acknowledged by all in-sync
-    replicas (acks=all), and the producer is idempotent when the broker grants producer ids
-    (`ProduceStats.idempotent` says whether it was). Each key goes to the partition Kafka's
-    default partitioner gives it, so consumers and Faust agree. Sends at most `plan.rate` records a second
-    (on a schedule that does not drift), never an event before its time when `plan.live`,
-    and ends, without `live`, at the first event still in the future. Setting `stop` ends
-    the run promptly. Whatever ends it, what was handed to the producer is flushed before
-    this returns. `progress` gets the running figures about once a second. Failed
-    deliveries end the run; they are counted in the result, not raised.
+    `kafka` is the bootstrap servers, or the client options of `monitor.kafka.kafka_client_options`.
+    Creates the topics if they are missing, with `partitions` partitions and `replication`
+    replicas. Every record is acknowledged by all in-sync replicas (acks=all), and the producer
+    is idempotent when the broker grants producer ids (`ProduceStats.idempotent` says whether
+    it was). Each key goes to the partition Kafka's default partitioner gives it, so consumers
+    and Faust agree. Sends at most `plan.rate` records a second (on a schedule that does not
+    drift), never an event before its time when `plan.live`, and ends, without `live`, at the
+    first event still in the future. Setting `stop` ends the run promptly. Whatever ends it,
+    what was handed to the producer is flushed before this returns. `progress` gets the
+    running figures about once a second. Failed deliveries end the run; they are counted in
+    the result, not raised.
     """
     from aiokafka.errors import KafkaError
 
     from monitor.stream.topics import TopicNames, ensure_topics
 
     names = TopicNames.of(prefix)
-    await ensure_topics(bootstrap, names)
+    await ensure_topics(kafka, names, partitions=partitions, replication=replication)
     topic_names = {TOPIC_TICKETS: names.tickets, TOPIC_STOCK: names.stock, TOPIC_OUTLETS: names.outlets,
                    TOPIC_REGISTRY: names.registry}
-    producer, idempotent = await _start_producer(bootstrap)
+    producer, idempotent = await _start_producer(kafka)
     tally = _Tally()
     ended = "done"
     try:

@@ -59,12 +59,33 @@ def why_refused(topic: str, value: bytes) -> tuple[str, list[dict[str, Any]]] | 
     return None
 
 
+# the `reason` label of monitor_events_rejected_total: a fixed vocabulary, never the free text of a
+# problem (which can quote what was given, and so would grow a series per bad value)
+_REASON_KINDS = {
+    "is required": "missing_field",
+    "is not valid JSON": "not_json",
+    "must be a JSON object": "not_an_object",
+    "is not a known field": "unknown_field",
+}
+REASON_KINDS = frozenset({*_REASON_KINDS.values(), "naive_timestamp", "bad_format", "unknown_topic",
+                          "invalid_value", "invalid"})
+
+
 def reason_kind(errors: list[dict[str, Any]]) -> str:
-    """A bounded label for metrics: the first problem's kind, not its free text."""
+    """A bounded label for metrics (one of REASON_KINDS): the kind of the first problem, not its text."""
     if not errors:
         return "invalid"
-    problem = str(errors[0].get("problem", "invalid"))
-    return problem.split(" (", 1)[0][:60]
+    problem = str(errors[0].get("problem", ""))
+    field = str(errors[0].get("field", ""))
+    if problem in _REASON_KINDS:
+        return _REASON_KINDS[problem]
+    if problem.startswith("must carry a UTC offset"):
+        return "naive_timestamp"
+    if problem.startswith("must be") and ("characters" in problem or "ISO 3166" in problem):
+        return "bad_format"
+    if field == "topic":
+        return "unknown_topic"
+    return "invalid_value"
 
 
 def valid_event(topic: str, value: bytes) -> InputEvent | None:

@@ -69,10 +69,13 @@ class _TicketView:
 
 @dataclass(slots=True)
 class Changes:
-    """What one flush produced: alert messages to publish and the markets whose figures changed."""
+    """What one flush produced: alert messages to publish and the markets whose figures changed,
+    and, for the alerts the clock raised (an at-risk point or deadline that came with no event),
+    the instant each fell due."""
 
     alerts: list[dict[str, Any]] = field(default_factory=list)
     markets: set[str] = field(default_factory=set)
+    fired: list[Micros] = field(default_factory=list)
 
 
 class LiveExporter:
@@ -217,10 +220,13 @@ class LiveExporter:
             self._state_changes(clock, changes)
             changes.markets.update(self.markets())
             self._engine_changed = False
+        came_due: dict[str, set[Micros]] = {}
         while self.due and self.due[0][0] <= clock:
-            self.dirty_tickets.add(heapq.heappop(self.due)[1])
+            instant, ticket_id = heapq.heappop(self.due)
+            self.dirty_tickets.add(ticket_id)
+            came_due.setdefault(ticket_id, set()).add(instant)
         if self.dirty_tickets:
-            self._judge_tickets(clock, changes)
+            self._judge_tickets(clock, changes, came_due)
         return changes
 
     def _release(self, watermark: Micros) -> None:
@@ -304,7 +310,7 @@ class LiveExporter:
                 self._state_open[record.alert_id] = record
         self._state_seen = len(records)
 
-    def _judge_tickets(self, clock: Micros, changes: Changes) -> None:
+    def _judge_tickets(self, clock: Micros, changes: Changes, came_due: Mapping[str, set[Micros]]) -> None:
         policy = self.policy
         for ticket_id in self.dirty_tickets:
             ledger = self.tickets[ticket_id]
@@ -317,8 +323,13 @@ class LiveExporter:
                 tally = self.tallies.get(market) or self.tallies.setdefault(market, ResponseTally())
                 tally.add(outcome, hours)
             alerts = {a.alert_id: a for cycle in cycles for a in cycle_alerts(cycle, clock)}
+            fell_due = came_due.get(ticket_id)
             for alert in alerts.values():
+                before = len(changes.alerts)
                 self._publish(alert, clock, changes)
+                opened = len(changes.alerts) > before and alert.alert_id not in view.alerts
+                if opened and fell_due and alert.opened_at in fell_due:  # raised by the clock: opens as it fell due
+                    changes.fired.append(alert.opened_at)
             withdrawn = [*(view.alerts.keys() - alerts.keys()), *self._published_before(ticket_id, alerts)]
             for alert_id in withdrawn:
                 self._retract(alert_id, clock, changes)
@@ -419,6 +430,7 @@ class LiveNetwork:
         self.exporters: dict[str, LiveExporter] = {}
         self._published = published
         self.dirty_markets: dict[str, set[str]] = {}
+        self.fired: list[Micros] = []  # of the last flush: when each alert the clock raised fell due
 
     def exporter(self, exporter_id: str) -> LiveExporter:
         live = self.exporters.get(exporter_id)
@@ -457,9 +469,11 @@ class LiveNetwork:
         `dirty_markets` until `snapshots` takes them. `clock_of` gives an exporter a clock and
         watermark of its own (a worker catching up judges each partition at its own pace)."""
         alerts: list[dict[str, Any]] = []
+        self.fired = []
         for exporter_id, live in self.exporters.items():
             changes = live.flush(*(clock_of(exporter_id) if clock_of else (clock, watermark)))
             alerts.extend(changes.alerts)
+            self.fired.extend(changes.fired)
             if changes.markets:
                 self.dirty_markets.setdefault(exporter_id, set()).update(changes.markets)
         return alerts

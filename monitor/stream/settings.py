@@ -16,9 +16,6 @@ class WorkerSettings(MonitorSettings):
     """
 
     app_id: str = Field("aftersales-monitor", description="consumer group and changelog topic prefix")
-    partitions: int = Field(8, ge=1, le=1024,
-                            description="partitions of the topics the monitor creates; at most this many "
-                                        "workers share the work")
     web_host: str = Field("127.0.0.1", description="where /metrics and /healthz are served")
     web_port: int = Field(6066, ge=0, le=65535, description="port of /metrics and /healthz (0: any free port)")
     reorder_window_seconds: float = Field(
@@ -39,3 +36,10 @@ class WorkerSettings(MonitorSettings):
     session_timeout_seconds: float = Field(6.0, gt=0, description="Kafka consumer session timeout")
     heartbeat_seconds: float = Field(0.5, gt=0, description="Kafka consumer heartbeat interval")
     rebalance_timeout_seconds: float = Field(3.0, gt=0, description="Kafka consumer rebalance timeout")
+    metrics_max_series: int = Field(
+        5000, ge=0, description="exporter x market pairs whose live compliance gauges one worker exports on "
+                                "/metrics (5 series per pair, and 1 per exporter); pairs past it are counted "
+                                "in monitor_compliance_series_dropped_total instead")
+    deadletter_check_seconds: float = Field(
+        15.0, gt=0, description="how often the worker reads how many messages the dead-letter topic holds "
+                                "(monitor_deadletter_messages)")

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from aiokafka.admin import AIOKafkaAdminClient
 
+    from monitor.kafka import KafkaTarget
+
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "aftersales."
@@ -59,8 +61,9 @@ class TopicNames:
 
     @property
     def all(self) -> tuple[str, ...]:
-        """Every topic, inputs first, the internal one last."""
-        return tuple(getattr(self, attribute) for attribute in _SHORT)
+        """Every topic of the contract, inputs first. The internal topic is left out: each consumer
+        group has its own (`internal(app_id)`), which its workers create."""
+        return tuple(getattr(self, attribute) for attribute in _SHORT if attribute != "by_exporter")
 
     @property
     def compacted(self) -> tuple[str, ...]:
@@ -82,11 +85,12 @@ class TopicNames:
         return self.short_names[topic]
 
 
-async def ensure_topics(bootstrap: str, names: TopicNames, partitions: int = 8, replication: int = 1,
+async def ensure_topics(kafka: KafkaTarget, names: TopicNames, partitions: int = 8, replication: int = 1,
                         extra_config: Mapping[str, str] | None = None) -> list[str]:
     """Create whichever of the monitor's topics do not exist yet; return the names it created.
 
-    Every topic gets `partitions` partitions and `replication` replicas;
+    `kafka` is the bootstrap servers, or the client options of `monitor.kafka.kafka_client_options`
+    (security included). Every topic gets `partitions` partitions and `replication` replicas;
     registry and compliance also get cleanup.policy=compact. `extra_config` is
     added to every topic's config. Topics that already exist, or that another
     process creates at the same time, are left as they are (their partition
@@ -96,7 +100,9 @@ async def ensure_topics(bootstrap: str, names: TopicNames, partitions: int = 8, 
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="aftersales-monitor-admin")
+    from monitor.kafka import client_options
+
+    admin = AIOKafkaAdminClient(**client_options(kafka), client_id="aftersales-monitor-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -123,7 +129,8 @@ async def ensure_topics(bootstrap: str, names: TopicNames, partitions: int = 8, 
             message = rest[0] if rest and rest[0] else error.__name__
             raise KafkaError(f"the broker refused to create topic {topic}: {message} (error code {error_code})")
         if created:
-            log.info("created topics %s (%d partitions each)", ", ".join(created), partitions)
+            log.info("created topics %s (%d partitions, replication factor %d)", ", ".join(created), partitions,
+                     replication)
             await _warn_unless_compacted(admin, [topic for topic in created if topic in compacted])
         return created
     finally:

@@ -31,16 +31,34 @@ from typing import Any
 import faust
 import orjson
 from aiokafka.errors import KafkaError
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import ValidationError
 
+from monitor import logs
 from monitor.contracts.errors import explain
+from monitor.contracts.events import ServiceTicketEvent
 from monitor.contracts.registry import ExporterRegistration
+from monitor.kafka import KafkaTarget, client_options, faust_broker_options, kafka_client_options
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
 from monitor.stream.envelope import Envelope, Origin, rejected
 from monitor.stream.intake import EVENT_ADAPTERS, peek, reason_kind, valid_event, why_refused
 from monitor.stream.live import LiveNetwork, Published
+from monitor.stream.metrics import (
+    CLOCK_BEHIND,
+    CONSUMED,
+    CONSUMER_LAG,
+    DEADLETTER,
+    DEADLINE_LAG,
+    DUPLICATES,
+    EXPORTERS,
+    PROCESSING_LAG,
+    REFETCHED,
+    REJECTED,
+    SNAPSHOTS,
+    TRANSITIONS,
+    ComplianceSeries,
+)
 from monitor.stream.settings import WorkerSettings
 from monitor.stream.topics import TopicNames
 
@@ -50,19 +68,6 @@ ENVELOPE_BYTES = 512 * 1024  # an envelope is sent before it grows past this
 STRAGGLER_CHECK_SECONDS = 2.0  # a partition quiet this long is read past its last judged envelope
 STRAGGLER_RECHECK_SECONDS = 30.0  # and read so again at this interval while it stays quiet
 SENDER_SILENCE = 10.0  # seconds after which a sender's catching-up watermark no longer holds the clock back
-
-CONSUMED = Counter("monitor_events_consumed_total", "Input messages read, by input topic", ["topic"])
-REJECTED = Counter("monitor_events_rejected_total", "Input messages dead-lettered, by input topic and reason",
-                   ["topic", "reason"])
-DUPLICATES = Counter("monitor_events_duplicate_total", "Input events ignored as duplicates (same event_id)")
-TRANSITIONS = Counter("monitor_alert_transitions_total", "Alert messages published, by obligation, severity "
-                      "and status", ["obligation", "severity", "status"])
-SNAPSHOTS = Counter("monitor_compliance_snapshots_total", "Compliance snapshots published")
-CLOCK_BEHIND = Gauge("monitor_clock_behind_seconds", "Wall clock minus the worker's judging clock "
-                     "(large while catching up on a backlog)")
-REFETCHED = Counter("monitor_envelopes_refetched_total", "Internal envelopes the consumer left out and the "
-                    "worker read from the topic directly")
-EXPORTERS = Gauge("monitor_exporters_judged", "Exporters this worker judges (its partitions)")
 
 
 _DIRECT_READ: contextvars.ContextVar[bool] = contextvars.ContextVar("direct_read", default=False)
@@ -137,6 +142,10 @@ class StreamWorker:
         self._judging_lock = asyncio.Lock()
         self._next_straggler_check = 0.0
         self.checked_at: dict[int, float] = {}  # judging partition -> when it was last read past its end
+        self.series = ComplianceSeries(settings.metrics_max_series)  # live figures as gauges, bounded
+        self._event_lag = {topic: PROCESSING_LAG.labels(topic) for topic in EVENT_ADAPTERS if topic != "registry"}
+        self._lag_series: set[tuple[str, int]] = set()  # input partitions with a consumer lag series
+        self._deadletter_ends: dict[int, tuple[int, int]] = {}  # partition -> (reported end, true end)
         self.app = self._build_app()
 
     # ---- the app --------------------------------------------------------------------------------
@@ -145,11 +154,11 @@ class StreamWorker:
         s, names = self.settings, self.names
         app = faust.App(
             s.app_id,
-            broker=[f"kafka://{server.strip()}" for server in s.kafka_bootstrap.split(",")],
+            **faust_broker_options(s),  # bootstrap servers and MONITOR_KAFKA_* security
             store="memory://",
             datadir=str(s.data_dir / "faust"),
             topic_partitions=s.partitions,
-            topic_replication_factor=1,
+            topic_replication_factor=s.topic_replication,  # its internal and changelog topics
             web_host=s.web_host,
             web_port=s.web_port,
             web_bind=s.web_host,
@@ -187,6 +196,7 @@ class StreamWorker:
         app.agent(self.inputs, name="intake")(self._intake)
         app.agent(self.by_exporter, name="judging")(self._judging)
         app.timer(s.tick_seconds, name="clock")(self._tick)
+        app.timer(s.deadletter_check_seconds, name="deadletter-depth")(self._count_dead_letters)
         # Faust makes a view class of each handler, so they are plain functions that bind to the view
 
         async def metrics(view: Any, request: Any) -> Any:
@@ -200,7 +210,30 @@ class StreamWorker:
         return app
 
     async def _metrics_page(self, web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        self._show_consumer_lag()
+        return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    def _show_consumer_lag(self) -> None:
+        """Set monitor_consumer_lag_messages from the lag the intake last saw, for the input
+        partitions this worker holds now (a partition that moved away loses its series)."""
+        held = {(self.short[tp.topic], tp.partition) for tp in self.app.assignor.assigned_actives()
+                if tp.topic in self.short}  # empty before the first assignment
+        for gone in self._lag_series - held:
+            CONSUMER_LAG.remove(*gone)
+        self._lag_series = {tp for tp in held if tp in self.lag}
+        for topic, partition in self._lag_series:
+            # a broker that reports the end of a partition short (Tansu 0.6) can make it negative
+            CONSUMER_LAG.labels(topic, partition).set(max(0, self.lag[(topic, partition)]))
+
+    async def _count_dead_letters(self) -> None:
+        try:
+            held = await topic_depth(kafka_client_options(self.settings), self.names.deadletter,
+                                     self._deadletter_ends)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            log.warning("counting the messages of %s failed (%s); trying again in %.0f s", self.names.deadletter,
+                        exc, self.settings.deadletter_check_seconds)
+            return
+        DEADLETTER.set(held)
 
     async def _health_page(self, web: Any, request: Any) -> Any:
         tables: Any = self.app.tables
@@ -271,8 +304,11 @@ class StreamWorker:
         await self.by_exporter.send(key=exporter.encode(), value=envelope.encode())
 
     async def _dead_letter(self, origin: Origin, value: bytes, reason: str, errors: list[dict[str, Any]]) -> None:
-        REJECTED.labels(origin.topic, reason_kind(errors)).inc()
-        log.info("dead-lettered %s[%d]@%d: %s", origin.topic, origin.partition, origin.offset, reason)
+        kind = reason_kind(errors)
+        REJECTED.labels(origin.topic, kind).inc()
+        log.info("dead-lettered %s[%d]@%d: %s", origin.topic, origin.partition, origin.offset, reason,
+                 extra={"topic": origin.topic, "partition": origin.partition, "offset": origin.offset,
+                        "reason": kind, **_readable_ids(value)})
         document = rejected(origin, value, reason, errors, prefix=self.settings.topic_prefix)
         await self.deadletter.send(key=origin.key, value=orjson.dumps(document))
 
@@ -305,7 +341,7 @@ class StreamWorker:
         if offset > last + 1:
             while True:
                 try:
-                    missing = await read_range(self.settings.kafka_bootstrap, self.internal_topic, partition,
+                    missing = await read_range(kafka_client_options(self.settings), self.internal_topic, partition,
                                                last + 1, offset)
                     break
                 except (TimeoutError, KafkaError) as exc:  # the broker is away: nothing can be judged without it
@@ -339,7 +375,7 @@ class StreamWorker:
         for partition in quiet:
             self.checked_at[partition] = now
         try:
-            found = await read_after(self.settings.kafka_bootstrap, self.internal_topic, quiet)
+            found = await read_after(kafka_client_options(self.settings), self.internal_topic, quiet)
         except (TimeoutError, KafkaError) as exc:
             log.warning("reading the ends of partitions %s failed (%s); trying again later", sorted(quiet), exc)
             return
@@ -366,14 +402,24 @@ class StreamWorker:
             return
         exporter = key.decode()
         self.partition_of[exporter] = partition
+        judged_at = now_micros()
+        debug = log.isEnabledFor(logging.DEBUG)
         for origin, value in envelope:
             try:
                 event = EVENT_ADAPTERS[origin.topic].validate_json(value)
             except ValidationError as exc:
                 await self._dead_letter(origin, value, *explain(exc))
                 continue
-            if not self.network.add(to_micros(event.occurred_at), event):
+            at = to_micros(event.occurred_at)
+            if not self.network.add(at, event):
                 DUPLICATES.inc()
+                continue
+            self._event_lag[origin.topic].observe(max(0, judged_at - at) / SECOND)
+            if debug and isinstance(event, ServiceTicketEvent):
+                log.debug("ticket %s: event %s (%s) taken for judging", event.ticket_id, event.event_id,
+                          event.type.value, extra={
+                              "ticket_id": event.ticket_id, "event_id": event.event_id,
+                              "exporter_id": event.exporter_id, "market": event.market, "type": event.type.value})
         await self._keep(self.envelopes, b"%d|%s|%d" % (partition, key, offset), data)
 
     async def _ensure_loaded(self, partition: int) -> None:
@@ -397,7 +443,8 @@ class StreamWorker:
         tables = {table.changelog_topic.get_topic_name(): table for table in (self.envelopes, self.published_table)}
         while True:
             try:
-                tails = await last_batches(self.settings.kafka_bootstrap, [(topic, partition) for topic in tables])
+                tails = await last_batches(kafka_client_options(self.settings),
+                                           [(topic, partition) for topic in tables])
                 break
             except (TimeoutError, KafkaError) as exc:  # the broker is away: nothing can be judged without it
                 log.warning("partition %d: reading the end of its changelogs failed (%s); trying again", partition,
@@ -461,6 +508,7 @@ class StreamWorker:
             self.judged_to.pop(partition, None)
             gone = [e for e, p in self.partition_of.items() if p == partition]
             self.network.drop(gone)
+            self.series.drop(gone)  # the new owner reports them: never two workers for long
             for exporter in gone:
                 del self.partition_of[exporter]
             log.info("partition %d moved to another worker (%d exporters)", partition, len(gone))
@@ -506,9 +554,13 @@ class StreamWorker:
         await self._judge_stragglers()
         self._now()
         messages = self.network.flush(0, 0, clock_of=self._clock_of)
-        raised = stamp(now_micros())  # when the monitor noticed: the wall clock, whatever the judging clock
+        noticed = now_micros()
+        raised = stamp(noticed)  # when the monitor noticed: the wall clock, whatever the judging clock
         for message in messages:
             message["raised_at"] = raised
+        if self.as_of is None:  # a fixed "now" has nothing to do with when deadlines pass
+            for due in self.network.fired:
+                DEADLINE_LAG.observe(max(0, noticed - due) / SECOND)
         if self._unsent:
             messages, self._unsent = [*self._unsent, *messages], []
         if messages:
@@ -533,6 +585,10 @@ class StreamWorker:
             TRANSITIONS.labels(message["obligation"], message["severity"], message["status"]).inc()
             pending.append(await self.alerts.send(key=message["alert_id"].encode(), value=orjson.dumps(message)))
         await asyncio.gather(*pending)
+        for message in messages:
+            log.info("alert %s: %s %s on %s (%s, %s)", message["status"], message["obligation"], message["severity"],
+                     message["subject"], message["exporter_id"], message["market"] or "all markets",
+                     extra=logs.ids_of_alert(message))
         for message in messages:
             await self._record(message, sent=True)
 
@@ -562,6 +618,7 @@ class StreamWorker:
 
     async def _publish_snapshots(self) -> None:
         for snapshot in self.network.snapshots(0, clock_of=lambda exporter: self._clock_of(exporter)[0]):
+            self.series.update(snapshot)  # also when unchanged: a partition taken back republishes nothing
             key = f"{snapshot['exporter_id']}:{snapshot['market']}"
             content = orjson.dumps({k: v for k, v in snapshot.items() if k != "as_of"})
             if self.last_snapshot.get(key) == content:
@@ -572,11 +629,11 @@ class StreamWorker:
 
 
 @contextlib.asynccontextmanager
-async def _direct_consumer(bootstrap: str) -> AsyncIterator[Any]:
+async def _direct_consumer(kafka: KafkaTarget) -> AsyncIterator[Any]:
     """A consumer of no group, for the worker's own short reads around Faust's consumer."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(kafka), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         yield consumer
@@ -616,7 +673,7 @@ async def _fetch(consumer: Any, starts: Mapping[Any, int], *, through: Mapping[A
     return found
 
 
-async def last_batches(bootstrap: str, partitions: list[tuple[str, int]], timeout: float = 10.0
+async def last_batches(kafka: KafkaTarget, partitions: list[tuple[str, int]], timeout: float = 10.0
                        ) -> dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]]:
     """The records (key, value) from each partition's reported end offset less one to its true end.
 
@@ -627,36 +684,86 @@ async def last_batches(bootstrap: str, partitions: list[tuple[str, int]], timeou
     from aiokafka import TopicPartition
 
     tps = {TopicPartition(topic, partition): (topic, partition) for topic, partition in partitions}
-    async with _direct_consumer(bootstrap) as consumer:
+    async with _direct_consumer(kafka) as consumer:
         ends = await consumer.end_offsets(list(tps))
         starts = {tp: end - 1 for tp, end in ends.items() if end > 0}
         found = await _fetch(consumer, starts, through=starts, timeout=timeout)
     return {name: [(r.key, r.value) for r in found.get(tp, [])] for tp, name in tps.items()}
 
 
-async def read_range(bootstrap: str, topic: str, partition: int, start: int, end: int, timeout: float = 30.0
+async def read_range(kafka: KafkaTarget, topic: str, partition: int, start: int, end: int, timeout: float = 30.0
                      ) -> list[tuple[int, bytes | None, bytes]]:
     """The records (offset, key, value) of one partition from `start` up to `end` (excluded)."""
     from aiokafka import TopicPartition
 
     tp = TopicPartition(topic, partition)
-    async with _direct_consumer(bootstrap) as consumer:
+    async with _direct_consumer(kafka) as consumer:
         found = await _fetch(consumer, {tp: start}, through={tp: end - 1}, timeout=timeout)
     return [(r.offset, r.key, r.value or b"") for r in found[tp] if r.offset < end]
 
 
-async def read_after(bootstrap: str, topic: str, starts: Mapping[int, int], timeout: float = 10.0
+async def read_after(kafka: KafkaTarget, topic: str, starts: Mapping[int, int], timeout: float = 10.0
                      ) -> dict[int, list[tuple[int, bytes | None, bytes]]]:
     """The records (offset, key, value) of each partition from its start offset to its end."""
     from aiokafka import TopicPartition
 
     tps = {TopicPartition(topic, partition): partition for partition in starts}
-    async with _direct_consumer(bootstrap) as consumer:
+    async with _direct_consumer(kafka) as consumer:
         found = await _fetch(consumer, {tp: starts[p] for tp, p in tps.items()}, timeout=timeout)
     return {tps[tp]: [(r.offset, r.key, r.value or b"") for r in records] for tp, records in found.items()}
 
 
-async def read_registry_topic(bootstrap: str, topic: str, timeout: float = 10.0) -> dict[str, ExporterRegistration]:
+async def topic_depth(kafka: KafkaTarget, topic: str, known: dict[int, tuple[int, int]],
+                      timeout: float = 10.0) -> int:
+    """The messages a topic holds: over its partitions, the true end offset minus the start offset.
+
+    A broker may report a partition's end as the start of its last record batch plus one
+    (Tansu 0.6), so when a partition's reported end has moved, its last batch is read to find
+    the true end. `known` keeps (reported end, true end) per partition between calls, so a
+    partition with nothing new costs no read.
+    """
+    from aiokafka import TopicPartition
+
+    # a dead letter can hold a message near the broker's size limit: fetch it whole
+    options = {**client_options(kafka), "max_partition_fetch_bytes": 32 * 1024 * 1024,
+               "fetch_max_bytes": 64 * 1024 * 1024}
+    async with _direct_consumer(options) as consumer:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return 0
+        starts = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        moved = {tp: ends[tp] - 1 for tp in tps
+                 if ends[tp] > starts[tp] and known.get(tp.partition, (-1, -1))[0] != ends[tp]}
+        found = await _fetch(consumer, moved, through=moved, timeout=timeout) if moved else {}
+    for tp in moved:
+        records = found.get(tp) or []
+        known[tp.partition] = (ends[tp], max(ends[tp], records[-1].offset + 1 if records else 0))
+    held = 0
+    for tp in tps:
+        reported, true_end = known.get(tp.partition, (ends[tp], ends[tp]))
+        held += max(0, (true_end if reported == ends[tp] else ends[tp]) - starts[tp])
+    return held
+
+
+def _readable_ids(value: bytes) -> dict[str, Any]:
+    """The ids a refused message carries, when it is a JSON object that has them (for its log line)."""
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    return {key: document[key] for key in ("event_id", "ticket_id", "exporter_id", "market")
+            if isinstance(document.get(key), str)}
+
+
+async def read_registry_topic(kafka: KafkaTarget, topic: str, timeout: float = 10.0
+                              ) -> dict[str, ExporterRegistration]:
     """Every valid registration on the (compacted) registry topic, the latest per exporter.
 
     Read once at start with no consumer group, so every worker knows the whole registry (a
@@ -665,7 +772,7 @@ async def read_registry_topic(bootstrap: str, topic: str, timeout: float = 10.0)
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = AIOKafkaConsumer(**client_options(kafka), enable_auto_commit=False, group_id=None)
     await consumer.start()
     registrations: dict[str, ExporterRegistration] = {}
     try:
@@ -698,19 +805,25 @@ async def read_registry_topic(bootstrap: str, topic: str, timeout: float = 10.0)
 
 
 def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistration], policy: PolicyBook,
-               loglevel: str = "info", history: bool = True) -> None:
+               history: bool = True, webhooks: tuple[Any, ...] | list[Any] = (), delivery: Any = None) -> None:
     """Create the topics if need be, read the registry topic, and run a worker until Ctrl-C or SIGTERM.
 
     With `history`, the history sink (`monitor.history.sink`) runs in the same event loop and
-    stops with the worker.
+    stops with the worker; it enqueues each new alert transition for the `webhooks`
+    (`monitor.delivery.webhooks.Webhook`). With `history`, webhooks and `delivery` (the
+    `monitor.delivery.settings.DeliverySettings`), the webhook deliverer runs there too.
+    Logging stays as the caller set it up (`monitor.logs.configure`):
+    Faust's own set-up, which would replace the root handlers with its format, is skipped.
     """
     from monitor.stream.topics import ensure_topics
 
     names = TopicNames.of(settings.topic_prefix)
-    created = asyncio.run(ensure_topics(settings.kafka_bootstrap, names, partitions=settings.partitions))
+    kafka = kafka_client_options(settings)
+    created = asyncio.run(ensure_topics(kafka, names, partitions=settings.partitions,
+                                        replication=settings.topic_replication))
     if created:
         log.info("created topics: %s", ", ".join(created))
-    known = asyncio.run(read_registry_topic(settings.kafka_bootstrap, names.registry))
+    known = asyncio.run(read_registry_topic(kafka, names.registry))
     log.info("registry: %d exporters from the file, %d from %s", len(registry), len(known), names.registry)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust's own files (no table data)
     worker = StreamWorker(settings, {**registry, **known}, policy)
@@ -718,5 +831,11 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
     if history:
         from monitor.history.sink import HistorySink
 
-        services.append(HistorySink.from_settings(settings, policy, registry).service())
-    faust.Worker(worker.app, *services, loglevel=loglevel).execute_from_commandline()
+        services.append(HistorySink.from_settings(settings, policy, registry, webhooks=webhooks).service())
+        if webhooks and delivery is not None:
+            from monitor.delivery.deliverer import Deliverer
+
+            services.append(Deliverer.from_settings(delivery, webhooks).service())
+    runner = faust.Worker(worker.app, *services, override_logging=False)
+    runner.spinner = None  # it would print to stdout; "Ready" is logged instead
+    runner.execute_from_commandline()

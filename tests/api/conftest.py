@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from monitor.access.tokens import create_token
 from monitor.api import ApiSettings, create_app
 from monitor.history.store import HistoryStore
-from tests.api.network import A1, A2, D1, D2, X9, Network, fill
+from tests.api.network import A1, A2, D1, D2, WEBHOOKS, X9, Network, fill
 from tests.postgres import ADMIN_DSN, admin, run_apart
 
 T = TypeVar("T")
@@ -89,7 +89,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Filled:
     path = tmp_path_factory.mktemp("api-store") / "history.sqlite3"
 
     async def write() -> Network:
-        store = await HistoryStore.open(sqlite_url(path))
+        store = await HistoryStore.open(sqlite_url(path), webhooks=WEBHOOKS)
         try:
             return await fill(store)
         finally:
@@ -114,7 +114,7 @@ def postgres_network() -> Iterator[tuple[str, Network]]:
         hide_password=False)
 
     async def write() -> Network:
-        store = await HistoryStore.open(url)
+        store = await HistoryStore.open(url, webhooks=WEBHOOKS)
         try:
             return await fill(store)
         finally:

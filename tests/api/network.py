@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from monitor.contracts.policy import DEFAULT_POLICY
+from monitor.delivery.webhooks import Webhook
 from monitor.history.store import HistoryStore, Source, applied_policies
 from monitor.obligations.policy import PolicyBook
 from tests.builders import registration
@@ -27,6 +28,12 @@ REGISTERED = (A1, A2, D1, D2)
 ALL = (A1, A2, D1, D2, X9)
 # what an automaker token naming the key sees (OBLIGATIONS.md, "Who answers for what")
 SEES = {A1: {A1, D1, D2}, A2: {A2, D2}, D1: {D1}, D2: {D2}, X9: {X9}}
+# each automaker's webhook: the store is opened with them, so every transition is enqueued for the ones that
+# may see it (nothing is sent in the API tests: the URLs are the discard port)
+WEBHOOKS = (Webhook(id="hook-a1", url="http://127.0.0.1:9/a1", secret="a1-secret-0123456789",  # noqa: S106
+                    exporters=frozenset({A1})),
+            Webhook(id="hook-a2", url="http://127.0.0.1:9/a2", secret="a2-secret-0123456789",  # noqa: S106
+                    exporters=frozenset({A2})))
 FIRST_DAY = date(2026, 3, 1)
 DAYS = 5
 POLICY = "2026.1"

@@ -60,7 +60,12 @@ def requests(alert_ids: list[str]) -> st.SearchStrategy[tuple[str, dict[str, Any
     renewal = st.builds(lambda e, p, accept: (f"/api/v1/exporters/{e}/renewal", {"period": p}, accept),
                         exporters, st.sampled_from([2025, 2026]),
                         st.sampled_from(["application/json", "text/csv", "text/html"]))
-    return st.one_of(listing, compliance, alerts, detail, history, renewal)
+    deliveries = st.builds(
+        lambda w, s, a, limit: ("/api/v1/webhooks/deliveries", _query(webhook=w, status=s, alert=a, limit=limit),
+                                "application/json"),
+        maybe(["hook-a1", "hook-a2"]), maybe(["pending", "delivered", "expired"]), maybe(alert_ids),
+        st.none() | st.integers(1, 7))
+    return st.one_of(listing, compliance, alerts, detail, history, renewal, deliveries)
 
 
 def _ids_named(doc: Any) -> Iterator[str]:
@@ -115,7 +120,14 @@ def test_an_automaker_never_gets_another_exporters_data(client: httpx.Client, to
     if path.startswith("/api/v1/alerts/"):
         owner = filled.network.alerts[path.rsplit("/", 1)[1]]["exporter_id"]
         assert response.status_code == (200 if owner in sees else 404)
-    if path == "/api/v1/alerts" and response.status_code == 200:
+    if path == "/api/v1/webhooks/deliveries":
+        # only the deliveries of webhooks naming one of the token's exporters: hook-a1 for A1, hook-a2 for A2
+        own = {A1: "hook-a1", A2: "hook-a2"}.get(who)
+        named_hook = query.get("webhook")
+        assert response.status_code == (404 if named_hook is not None and named_hook != own else 200), response.text
+        if response.status_code == 200:
+            assert {d["webhook_id"] for d in response.json()["items"]} <= ({own} if own else set())
+    if path in ("/api/v1/alerts", "/api/v1/webhooks/deliveries") and response.status_code == 200:
         # every following page is held to the same rule
         body = response.json()
         while body["next"] is not None:

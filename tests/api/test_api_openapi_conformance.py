@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode, checks
 
 from tests.api.conftest import Tokens
@@ -32,7 +32,7 @@ OPERATIONS = [
     ("GET", "/api/v1/exporters"), ("GET", "/api/v1/compliance"), ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/alerts/{alert_id}"), ("GET", "/api/v1/exporters/{exporter_id}/history"),
     ("GET", "/api/v1/exporters/{exporter_id}/renewal"), ("GET", "/"), ("GET", "/healthz"), ("GET", "/readyz"),
-    ("GET", "/metrics"),
+    ("GET", "/metrics"), ("GET", "/api/v1/webhooks/deliveries"),
 ]
 
 
@@ -65,6 +65,11 @@ def test_every_operation_answers_as_documented(api_schema: Any, tokens: Tokens, 
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                      HealthCheck.function_scoped_fixture])
     def answers_as_documented(case: schemathesis.Case) -> None:
+        # A list or object as a query value reaches the server as text (repeated, comma-joined,
+        # or nothing for an empty list) that can be a valid value, while schemathesis still expects
+        # a refusal (its issue #4600 and kin; 4.32.5 still does it). Repeated parameters are refused
+        # and tested in test_api_problems.py; here only values that cross the wire as they are count.
+        assume(not any(isinstance(value, list | dict) for value in (case.query or {}).values()))
         case.call_and_validate(headers=auth, checks=CHECKS)
 
     answers_as_documented()

@@ -55,6 +55,18 @@ def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 
 async def test_metrics_count_requests_and_latency_by_route_template(api: Api) -> None:
+    template = "/api/v1/exporters/{exporter_id}/history"
+
+    def figures(text: str) -> tuple[dict[tuple[str, str], float], float]:
+        samples = _samples(text)
+        counts = {(labels["route"], labels["status"]): value for name, labels, value in samples
+                  if name == "monitor_api_requests_total"}
+        latency = sum(value for name, labels, value in samples
+                      if name == "monitor_api_request_duration_seconds_count" and labels["route"] == template)
+        return counts, latency
+
+    # the counts are the process's (the default registry): other tests' requests count too
+    counts_before, latency_before = figures((await api.client.get("/metrics")).text)
     for _ in range(3):
         await api.get(f"/api/v1/exporters/{A1}/history")
     await api.get("/api/v1/exporters/EXP-NONE/history")
@@ -64,14 +76,14 @@ async def test_metrics_count_requests_and_latency_by_route_template(api: Api) ->
 
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     samples = _samples(response.text)
-    template = "/api/v1/exporters/{exporter_id}/history"
-    counts = {(labels["route"], labels["status"]): value for name, labels, value in samples
-              if name == "monitor_api_requests_total"}
-    assert counts[(template, "200")] == 3 and counts[(template, "404")] == 1
-    assert counts[("<unmatched>", "404")] == 1
-    latency = [value for name, labels, value in samples
-               if name == "monitor_api_request_duration_seconds_count" and labels["route"] == template]
-    assert latency == [4]
+    counts, latency = figures(response.text)
+
+    def added(route: str, status: str) -> float:
+        return counts.get((route, status), 0) - counts_before.get((route, status), 0)
+
+    assert added(template, "200") == 3 and added(template, "404") == 1
+    assert added("<unmatched>", "404") == 1
+    assert latency - latency_before == 4
     assert not any("abc123" in str(labels) or "EXP-NONE" in str(labels) for _, labels, _ in samples)
     assert any(name == "monitor_api_request_duration_seconds_bucket" for name, _, _ in samples)
 

@@ -41,6 +41,8 @@ def _problem(response: httpx.Response, status: int) -> dict:
     (f"/api/v1/exporters/{A1}/history", {"from": "2026-03-05", "to": "2026-03-01"}, "query.to", "before"),
     ("/api/v1/alerts", {"exporter_id": A1}, "query.exporter_id", "not a parameter of this route"),
     ("/api/v1/exporters", {"limit": "5"}, "query.limit", "it takes: none"),
+    ("/api/v1/alerts", {"exporter": [A1, "EXP-A2"]}, "query.exporter", "given more than once"),
+    ("/api/v1/webhooks/deliveries", {"alert": ["a", "b"]}, "query.alert", "given more than once"),
 ])
 async def test_a_bad_parameter_is_named_with_the_reason(api: Api, path: str, params: dict, parameter: str,
                                                         words: str) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 EXPORTER = "EXP-1"
 TABLES = {"alert_transitions", "alert_repeats", "chain_heads", "alerts", "compliance_latest", "daily_figures",
-          "policy_versions", "registrations"}
+          "policy_versions", "registrations", "webhooks", "webhook_deliveries"}
 
 
 def alert(number: int = 1, *, exporter: str = EXPORTER, status: str = "open", market: str | None = "KE",

@@ -53,7 +53,7 @@ async def test_migrations_make_the_whole_schema_from_an_empty_database(store_url
     finally:
         await engine.dispose()
     assert names == TABLES | {"alembic_version"}
-    assert version == "0001"
+    assert version == "0002"
     assert differences == [], "the migrations and the models describe different schemas"
 
 
