@@ -54,7 +54,8 @@ class Instant(click.ParamType):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(version=__version__, prog_name="monitor")
-@click.option("-v", "--verbose", count=True, help="More log detail (-vv for debug).")
+@click.option("-v", "--verbose", count=True,
+              help="Log at DEBUG instead of INFO (before the command: `monitor -v worker`).")
 def main(verbose: int) -> None:
     """After-sales obligation monitor for electric-vehicle exports.
 
@@ -73,7 +74,7 @@ def main(verbose: int) -> None:
     except ValidationError as exc:  # a bad MONITOR_LOG_FORMAT
         raise settings_refused(exc) from None
     # text or JSON lines on stderr for every command (the worker tells Faust to keep this set-up)
-    logs.configure(logging.WARNING - 10 * min(verbose + 1, 2), log_format, sys.stderr)
+    logs.configure(logging.DEBUG if verbose else logging.INFO, log_format, sys.stderr)
 
 
 def status_line(text: str) -> None:
