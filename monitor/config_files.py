@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import TypeAdapter, ValidationError
@@ -14,6 +14,8 @@ from monitor.contracts.policy import PolicyFile
 from monitor.contracts.registry import ExporterRegistration
 
 EXAMPLES = Path(__file__).parent / "examples"
+T = TypeVar("T")
+
 _REGISTRY = TypeAdapter(list[ExporterRegistration])
 
 
@@ -37,7 +39,9 @@ class ConfigFileError(ValueError):
         self.reason = reason
 
 
-def _read(path: Path) -> Any:
+def read_config_file(path: Path) -> Any:
+    """The content of a YAML or JSON file (JSON when its name ends in .json); ConfigFileError (the
+    file and the reason) when it cannot be read or parsed."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -53,22 +57,22 @@ def _read(path: Path) -> Any:
                                     f"{exc}") from None
 
 
-def read_config_file(path: Path) -> Any:
-    """The content of a YAML or JSON file (JSON when its name ends in .json); ConfigFileError (the
-    file and the reason) when it cannot be read or parsed."""
-    return _read(path)
+def read_entries(path: Path, key: str, entries: TypeAdapter[list[T]]) -> list[T]:
+    """The entries of a file holding a list of them, or {key: [...]}, validated by `entries`;
+    ConfigFileError naming the file, the field and the reason when it cannot be read or is invalid."""
+    data = read_config_file(path)
+    if isinstance(data, dict) and key in data:
+        data = data[key]
+    try:
+        return entries.validate_python(data)
+    except ValidationError as exc:
+        reason, _ = explain(exc)
+        raise ConfigFileError(path, reason) from None
 
 
 def load_registry(path: Path) -> dict[str, ExporterRegistration]:
     """Exporters by id, from a list of ExporterRegistration (or {"exporters": [...]})."""
-    data = _read(path)
-    if isinstance(data, dict) and "exporters" in data:
-        data = data["exporters"]
-    try:
-        registrations = _REGISTRY.validate_python(data)
-    except ValidationError as exc:
-        reason, _ = explain(exc)
-        raise ConfigFileError(path, reason) from None
+    registrations = read_entries(path, "exporters", _REGISTRY)
     seen: dict[str, ExporterRegistration] = {}
     for index, registration in enumerate(registrations):
         if registration.exporter_id in seen:
@@ -79,7 +83,7 @@ def load_registry(path: Path) -> dict[str, ExporterRegistration]:
 
 def load_policy(path: Path) -> PolicyFile:
     """Policy versions from a file holding one version or a list of them."""
-    data = _read(path)
+    data = read_config_file(path)
     if isinstance(data, dict):
         data = [data]
     try:

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import time
 import uuid
@@ -37,6 +36,7 @@ from monitor import __version__
 from monitor.delivery.outbox import Claimed, Outbox
 from monitor.delivery.webhooks import Webhook, headers_for
 from monitor.history.store import HistoryStore
+from monitor.stopping import run_until_stopped
 
 if TYPE_CHECKING:
     import mode
@@ -375,27 +375,9 @@ async def serve_deliverer(deliverer: Deliverer, host: str, port: int,
     bound = int(runner.addresses[0][1]) if runner.addresses else port
     if started is not None:
         started(bound)
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(deliverer.run(), name="webhook-deliverer")
-
-    def on_signal(signum: int) -> None:
-        log.warning("webhooks: signal %d, stopping", signum)
-        task.cancel()
-
-    handled = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
-            loop.add_signal_handler(signum, on_signal, signum)
-            handled.append(signum)
     try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # cancelled from outside, not by a signal
+        await run_until_stopped(deliverer.run(), name="webhook-deliverer", what="webhooks")
     finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
         await runner.cleanup()
     s = deliverer.stats
     log.info("webhooks: stopped after %d attempts, %d delivered, %d expired", s.attempts, s.delivered, s.expired)

@@ -33,16 +33,14 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     TypeAdapter,
-    ValidationError,
     create_model,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from monitor.config_files import ConfigFileError, read_config_file
+from monitor.config_files import ConfigFileError, read_entries
 from monitor.contracts.common import Identifier
-from monitor.contracts.errors import explain
 from monitor.contracts.outputs import ComplianceAlert
 
 SIGNATURE_HEADER = "Monitor-Signature"
@@ -139,14 +137,7 @@ def load_webhooks(path: Path) -> list[Webhook]:
     short secret, an environment variable named by `secret_env` that is not set, and an id
     given twice.
     """
-    data = read_config_file(path)
-    if isinstance(data, dict) and "webhooks" in data:
-        data = data["webhooks"]
-    try:
-        entries = _ENTRIES.validate_python(data)
-    except ValidationError as exc:
-        reason, _ = explain(exc)
-        raise ConfigFileError(path, reason) from None
+    entries = read_entries(path, "webhooks", _ENTRIES)
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
         if entry.id in seen:

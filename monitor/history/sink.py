@@ -16,11 +16,8 @@ for every webhook that may see it, in the batch's transaction (`monitor.delivery
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +30,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from monitor.contracts.outputs import AppliedPolicy
 from monitor.contracts.registry import ExporterRegistration
 from monitor.history.store import ALERT, REGISTRATION, SNAPSHOT, HistoryStore, Source, applied_policies, check
+from monitor.stopping import run_until_stopped
 from monitor.stream.topics import TopicNames
 
 if TYPE_CHECKING:
@@ -289,27 +287,7 @@ def store_errors() -> tuple[type[BaseException], ...]:
 
 async def run_sink(sink: HistorySink) -> None:
     """Run a sink until Ctrl-C or SIGTERM, then stop it cleanly (nothing half-done is committed)."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.create_task(sink.run(), name="history-sink")
-
-    def on_signal(signum: int) -> None:
-        log.warning("history: signal %d, stopping", signum)
-        task.cancel()
-
-    handled = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # no signal handlers off the main thread
-            loop.add_signal_handler(signum, on_signal, signum)
-            handled.append(signum)
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise  # cancelled from outside, not by a signal
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
+    await run_until_stopped(sink.run(), name="history-sink", what="history")
     s = sink.stats
     log.info("history: stopped after %d records read, %d stored, %d skipped, %d retries", s.consumed, s.stored,
                 s.ignored, s.retries)
