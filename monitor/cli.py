@@ -378,7 +378,8 @@ def deliver(web_port: int | None, database_url: str | None, webhooks_path: Path 
 
     \b
     Settings: MONITOR_WEBHOOK_MAX_AGE_SECONDS, _BACKOFF_INITIAL_SECONDS, _BACKOFF_MAX_SECONDS,
-    _TIMEOUT_SECONDS, _LEASE_SECONDS, _CONCURRENCY, _POLL_SECONDS; MONITOR_DELIVER_WEB_HOST/PORT.
+    _TIMEOUT_SECONDS, _LEASE_SECONDS, _CONCURRENCY, _POLL_SECONDS, _RETENTION_DAYS;
+    MONITOR_DELIVER_WEB_HOST/PORT.
 
     Serves /metrics (Prometheus) and /healthz on its web port. Ctrl-C or SIGTERM stops it: the
     requests in flight get their timeout to finish, the rest are released to be sent again.

@@ -61,6 +61,7 @@ DELIVERY_SECONDS = Histogram("monitor_webhook_delivery_seconds",
 
 SNIPPET_BYTES = 300  # of a refusing receiver's answer, kept in last_error
 GAUGE_EVERY = 1.0  # seconds between counts of the pending deliveries
+PRUNE_EVERY = 3600.0  # seconds between deletions of settled deliveries past their retention
 EXPIRE_EVERY = 1.0  # seconds between looks for deliveries past their max age (a round follows every settled one)
 
 
@@ -85,7 +86,7 @@ class Deliverer:
     def __init__(self, *, store_url: str, webhooks: Sequence[Webhook], max_age_seconds: float = 86400.0,
                  backoff_initial: float = 1.0, backoff_max: float = 600.0, timeout: float = 10.0,
                  lease_seconds: float = 60.0, concurrency: int = 16, poll_seconds: float = 0.5,
-                 owner: str | None = None) -> None:
+                 retention_days: float = 90.0, owner: str | None = None) -> None:
         if lease_seconds <= timeout:
             raise ValueError(f"the lease ({lease_seconds:g} s) must outlast a request's timeout ({timeout:g} s)")
         self.store_url = store_url
@@ -97,6 +98,7 @@ class Deliverer:
         self.lease = timedelta(seconds=lease_seconds)
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
+        self.retention = timedelta(days=retention_days) if retention_days > 0 else None
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stats = DelivererStats()
         self.store_up = False
@@ -105,6 +107,7 @@ class Deliverer:
         self._wake = asyncio.Event()
         self._last_gauge = 0.0
         self._last_expiry = 0.0
+        self._last_prune = float("-inf")  # the first round prunes
 
     @classmethod
     def from_settings(cls, settings: DeliverySettings, webhooks: Sequence[Webhook]) -> Deliverer:
@@ -116,7 +119,7 @@ class Deliverer:
                    backoff_initial=settings.webhook_backoff_initial_seconds,
                    backoff_max=settings.webhook_backoff_max_seconds, timeout=settings.webhook_timeout_seconds,
                    lease_seconds=settings.webhook_lease_seconds, concurrency=settings.webhook_concurrency,
-                   poll_seconds=settings.webhook_poll_seconds)
+                   poll_seconds=settings.webhook_poll_seconds, retention_days=settings.webhook_retention_days)
 
     @property
     def store_url_shown(self) -> str:
@@ -207,6 +210,12 @@ class Deliverer:
                                "alert_id": expired.alert_id, "exporter_id": expired.exporter_id})
         if expiring:
             self._last_expiry = time.monotonic()
+        if self.retention is not None and time.monotonic() - self._last_prune >= PRUNE_EVERY:
+            pruned = await outbox.prune(before=now - self.retention)
+            self._last_prune = time.monotonic()
+            if pruned:
+                log.info("webhooks: %d settled deliveries older than %g days deleted from the outbox", pruned,
+                         self.retention / timedelta(days=1))
         free = self.concurrency - len(self._in_flight)
         if free > 0:
             for claimed in await outbox.claim(owner=self.owner, now=now, lease=self.lease, limit=free,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -223,6 +223,17 @@ class Outbox:
                     .execution_options(synchronize_session=False))
                 expired += [Expired(*row) for row in result]
         return sorted(expired, key=lambda e: e.seq)
+
+    async def prune(self, *, before: datetime) -> int:
+        """Delete the settled deliveries (delivered or expired) whose last attempt (or, never tried,
+        their enqueueing) was before `before`; return how many. Pending ones are never deleted."""
+        d = WebhookDelivery
+        settled_at = func.coalesce(d.delivered_at, d.last_attempt_at, d.created_at)
+        async with self.store.write_transaction() as session:
+            result = await session.execute(
+                delete(d).where(d.status.in_((DELIVERED, EXPIRED)), settled_at < before)
+                .execution_options(synchronize_session=False))
+            return _count(result)
 
     async def pending_counts(self) -> dict[str, int]:
         """Pending deliveries by webhook id (webhooks with none are absent)."""

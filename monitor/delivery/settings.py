@@ -22,6 +22,9 @@ class DeliverySettings(MonitorSettings):
     webhook_concurrency: int = Field(16, ge=1, le=1024, description="most requests in flight per deliverer")
     webhook_poll_seconds: float = Field(0.5, gt=0, le=60, description="how often the outbox is looked at for due "
                                                                       "deliveries")
+    webhook_retention_days: float = Field(90.0, ge=0, description="settled deliveries (delivered or expired) are "
+                                                                  "deleted from the outbox this many days after "
+                                                                  "their last attempt; 0 keeps them for good")
     deliver_web_host: str = Field("127.0.0.1", description="where `monitor deliver` serves /metrics and /healthz")
     deliver_web_port: int = Field(6067, ge=0, le=65535, description="port of `monitor deliver`'s /metrics and "
                                                                     "/healthz (0: any free port)")

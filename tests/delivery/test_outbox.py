@@ -131,6 +131,24 @@ async def test_a_delivery_older_than_its_max_age_expires_and_lets_the_next_go(st
     assert [(i["delivery_id"], i["attempts"], i["next_attempt_at"]) for i in items] == [(claimed.delivery_id, 1, None)]
 
 
+async def test_settled_deliveries_past_their_retention_are_deleted_and_pending_ones_never(
+        store: HistoryStore) -> None:
+    await store_transitions(store, [transition(A1, n, 0) for n in (1, 2, 3)])  # three alerts for hook-a1
+    outbox = Outbox(store)
+    now = datetime.now(UTC)
+    old, recent, unsent = sorted(await outbox.claim(owner="one", now=now, lease=LEASE, limit=5,
+                                                    webhooks=["hook-a1"]), key=lambda c: c.seq)
+    assert await outbox.delivered(old.delivery_id, now=now, status_code=200)
+    assert await outbox.delivered(recent.delivery_id, now=now + timedelta(days=10), status_code=200)
+    assert await outbox.release("one", [unsent.delivery_id]) == 1  # still pending
+
+    assert await outbox.prune(before=now + timedelta(days=5)) == 1
+    assert {r.delivery_id: r.status for r in await outbox_rows(store)} == {
+        recent.delivery_id: "delivered", unsent.delivery_id: "pending"}
+    assert await outbox.prune(before=now + timedelta(days=1000)) == 1
+    assert [(r.delivery_id, r.status) for r in await outbox_rows(store)] == [(unsent.delivery_id, "pending")]
+
+
 async def test_deliveries_are_listed_filtered_and_paged(store: HistoryStore) -> None:
     await store_transitions(store, [transition(e, n, s) for e in (A1, D2) for n in (1, 2) for s in (0, 1)])
     outbox = Outbox(store)
