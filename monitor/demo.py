@@ -4,6 +4,8 @@ It starts the embedded broker, a worker (with its history sink) and the HTTP API
 dashboard as child processes (stopped by their own pids), makes a regulator token for the
 dashboard, produces a simulated exporter network's history and then its present in real
 time, and watches the alerts, compliance and dead-letter topics the way any consumer would.
+It also plays one automaker's side of the webhooks: a receiver on loopback, registered in a
+webhooks file the worker's deliverer reads, that checks the signature of every delivery.
 """
 
 from __future__ import annotations
@@ -61,12 +63,60 @@ class View:
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)  # exporter:market -> snapshot
     dead_letters: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    hook: DemoReceiver | None = None
 
     def by_obligation(self) -> dict[str, Counter[str]]:
         counts: dict[str, Counter[str]] = {name: Counter() for name in OBLIGATIONS}
         for message in self.alerts.values():
             counts[message["obligation"]][f"{message['severity']}:{message['status']}"] += 1
         return counts
+
+
+class DemoReceiver:
+    """One automaker's webhook endpoint, on loopback: counts the deliveries it gets and checks each
+    signature as the README tells receivers to (`monitor.delivery.webhooks.verify_signature`)."""
+
+    def __init__(self, exporter_id: str, secret: str) -> None:
+        self.exporter_id = exporter_id
+        self.secret = secret
+        self.received = 0
+        self.deliveries: set[str] = set()  # distinct delivery ids: deliveries come at least once
+        self.badly_signed = 0
+        self.url: str | None = None
+        self._runner: Any = None
+
+    async def start(self) -> str:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_post("/", self._receive)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/"
+        return self.url
+
+    async def _receive(self, request: Any) -> Any:
+        from aiohttp import web
+
+        from monitor.delivery.webhooks import verify_signature
+
+        body = await request.read()
+        self.received += 1
+        if not verify_signature(self.secret, request.headers.get("Monitor-Signature", ""), body):
+            self.badly_signed += 1
+            return web.Response(status=401, text="bad signature")
+        self.deliveries.add(request.headers.get("Monitor-Delivery-Id", ""))
+        return web.Response(status=204)
+
+    def summary(self) -> str:
+        signed = "all signed" if not self.badly_signed else f"{self.badly_signed} badly signed"
+        return f"webhook of {self.exporter_id}: {len(self.deliveries)} deliveries received, {signed}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
 
 
 class Demo:
@@ -95,6 +145,7 @@ class Demo:
             bootstrap = await asyncio.to_thread(self._start_broker)
             await ensure_topics(bootstrap, self.names)
             web_port = options.web_port or free_port()
+            await self._start_receiver()
             self._start_worker(bootstrap, web_port)
             self.console.print(f"worker started (pid {self.worker.pid if self.worker else '?'}); its metrics: "
                                f"http://127.0.0.1:{web_port}/metrics, its log: {options.workdir / 'worker.log'}")
@@ -107,6 +158,33 @@ class Demo:
             return await self._watch(bootstrap)
         finally:
             await asyncio.to_thread(self._shutdown)
+            if self.view.hook is not None:
+                await self.view.hook.stop()
+
+    async def _start_receiver(self) -> None:
+        """The webhook endpoint of the automaker that authorised a distributor (else the first one),
+        and the webhooks file naming it, for the worker's deliverer."""
+        import secrets
+
+        import yaml
+
+        from monitor.simulation.network import registrations
+
+        options = self.options
+        network = registrations(NetworkSpec(seed=options.seed, exporters=options.exporters, days=options.days))
+        automakers = [r["exporter_id"] for r in network if r["role"] == "automaker"]
+        authorising = [a for r in network for a in r["authorised_by"]]
+        if not automakers:
+            return
+        exporter = authorising[0] if authorising else automakers[0]
+        hook = DemoReceiver(exporter, secrets.token_urlsafe(32))
+        url = await hook.start()
+        path = options.workdir.resolve() / "webhooks.yaml"
+        path.write_text(yaml.safe_dump([{"id": f"demo-{exporter.lower()}", "url": url, "secret": hook.secret,
+                                         "exporters": [exporter]}]), encoding="utf-8")
+        path.chmod(0o600)
+        self.view.hook = hook
+        self.console.print(f"webhook receiver of {exporter} listening on {url} (deliveries signed, checked)")
 
     def _start_broker(self) -> str:
         port = self.options.broker_port
@@ -151,6 +229,9 @@ class Demo:
 
     def _start_worker(self, bootstrap: str, web_port: int) -> None:
         env = {**self._environment(bootstrap), "MONITOR_WEB_PORT": str(web_port)}
+        env.pop("MONITOR_WEBHOOKS", None)
+        if self.view.hook is not None:  # the worker's deliverer sends to the demo's receiver
+            env["MONITOR_WEBHOOKS"] = str(self.options.workdir.resolve() / "webhooks.yaml")
         self.worker_log = (self.options.workdir / "worker.log").open("ab")
         self.worker = subprocess.Popen(  # our own interpreter and module
             [sys.executable, "-m", "monitor", "worker"], env=env, stdout=self.worker_log,
@@ -232,8 +313,9 @@ class Demo:
         counts = self.view.by_obligation()
         opened = {name: sum(v for k, v in c.items() if k.endswith(":open")) for name, c in counts.items()}
         summary = ", ".join(f"{name} {opened[name]}" for name in OBLIGATIONS)
+        hook = f"; {self.view.hook.summary()}" if self.view.hook is not None else ""
         return (f"events in {sent:,} (simulated time {reached}); dead-lettered {self.view.dead_letters}; "
-                f"open alerts: {summary}")
+                f"open alerts: {summary}{hook}")
 
     def _screen(self) -> Group:
         produced = self.view.produced
@@ -270,6 +352,8 @@ class Demo:
             recent.add_row(str(message.get("raised_at", ""))[11:19], message["exporter_id"],
                            message.get("market") or "-", message["obligation"], message["severity"],
                            message["status"], message["subject"][:28])
+        if self.view.hook is not None:
+            head.add_row("webhook", self.view.hook.summary())
         if self.dashboard_url:
             head.add_row("dashboard", self.dashboard_url)
         return Group(Panel(head, title="aftersales monitor demo (Ctrl-C stops)"), alerts, figures, recent)

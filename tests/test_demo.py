@@ -80,6 +80,14 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
         except OSError:
             continue
     assert alerts, output
+    # and the worker's deliverer sends them to the demo's webhook receiver, which checks each signature
+    delivered: list[object] = []
+    deadline = time.monotonic() + 60
+    while not delivered and time.monotonic() < deadline:
+        time.sleep(1)
+        delivered = list(_get(f"{base}/api/v1/webhooks/deliveries?status=delivered&limit=5",  # type: ignore[call-overload]
+                              token)["items"])
+    assert delivered, output
     with urllib.request.urlopen(f"{base}/", timeout=5) as page:
         assert page.status == 200 and b"<html" in page.read().lower()
     demo.send_signal(signal.SIGINT)
@@ -88,3 +96,5 @@ def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
     assert demo.returncode == 0, output
     assert "stopped: API, worker and broker are down" in output
     assert not any(_alive(pid) for pid in _pids(output))
+    received = re.findall(r"webhook of EXP-\d+: (\d+) deliveries received, all signed", output)
+    assert received and int(received[-1]) >= len(delivered), output
