@@ -35,7 +35,7 @@ from tenacity import wait_random_exponential as jittered_exponential
 from monitor import __version__
 from monitor.delivery.outbox import Claimed, Outbox
 from monitor.delivery.webhooks import Webhook, headers_for
-from monitor.history.store import HistoryStore
+from monitor.history.store import HistoryStore, store_errors
 from monitor.stopping import run_until_stopped
 
 if TYPE_CHECKING:
@@ -74,6 +74,14 @@ class DelivererStats:
     failed: int = 0  # attempts that did not succeed (each tried again later, unless it expired)
     expired: int = 0
     store_retries: int = 0
+
+
+def pause_after(wait: Callable[[RetryCallState], float], attempts: int) -> float:
+    """The seconds tenacity's `wait` strategy gives after the `attempts`-th failed attempt, for waits
+    the deliverer keeps itself (in the outbox, or between rounds) rather than inside a retry loop."""
+    state = RetryCallState(retry_object=AsyncRetrying(), fn=None, args=(), kwargs={})
+    state.attempt_number = max(attempts, 1)
+    return float(wait(state))
 
 
 def utc_now() -> datetime:
@@ -136,9 +144,7 @@ class Deliverer:
     def backoff(self, attempts: int) -> float:
         """Seconds to wait after the `attempts`-th failed attempt: random, between the initial pause
         and min(max, initial × 2^(attempts-1))."""
-        state = RetryCallState(retry_object=AsyncRetrying(), fn=None, args=(), kwargs={})
-        state.attempt_number = max(attempts, 1)
-        return float(self._wait(state))
+        return pause_after(self._wait, attempts)
 
     async def run(self) -> None:
         """Deliver until cancelled.
@@ -193,9 +199,7 @@ class Deliverer:
                     await self._wake.wait()
 
     def _store_pause(self, failures: int) -> float:
-        state = RetryCallState(retry_object=AsyncRetrying(), fn=None, args=(), kwargs={})
-        state.attempt_number = failures
-        return float(wait_exponential(multiplier=0.2, min=0.2, max=max(self.poll_seconds, 10.0))(state))
+        return pause_after(wait_exponential(multiplier=0.2, min=0.2, max=max(self.poll_seconds, 10.0)), failures)
 
     async def _round(self, outbox: Outbox, client: httpx.AsyncClient) -> None:
         now = utc_now()
@@ -346,13 +350,6 @@ class Deliverer:
 
 class CannotListen(Exception):
     """The web port of `monitor deliver` could not be opened (taken, not allowed)."""
-
-
-def store_errors() -> tuple[type[BaseException], ...]:
-    """The errors of a store that cannot be written now, worth waiting out (the history sink's)."""
-    from monitor.history.sink import store_errors as sink_store_errors
-
-    return sink_store_errors()
 
 
 async def serve_deliverer(deliverer: Deliverer, host: str, port: int,

@@ -29,7 +29,16 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from monitor.contracts.outputs import AppliedPolicy
 from monitor.contracts.registry import ExporterRegistration
-from monitor.history.store import ALERT, REGISTRATION, SNAPSHOT, HistoryStore, Source, applied_policies, check
+from monitor.history.store import (
+    ALERT,
+    REGISTRATION,
+    SNAPSHOT,
+    HistoryStore,
+    Source,
+    applied_policies,
+    check,
+    store_errors,
+)
 from monitor.stopping import run_until_stopped
 from monitor.stream.topics import TopicNames
 
@@ -272,17 +281,6 @@ class HistorySink:
                 await sink.run()
 
         return HistorySinkService()
-
-
-def store_errors() -> tuple[type[BaseException], ...]:
-    """The errors of a store that cannot be written now (unreachable, restarting, locked, in conflict with
-    another writer): worth trying again. Anything else is a fault to show, not to wait out."""
-    import sqlite3
-
-    import asyncpg
-    from sqlalchemy.exc import SQLAlchemyError
-
-    return (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 async def run_sink(sink: HistorySink) -> None:

@@ -160,6 +160,17 @@ def _checked(kind: str, document: Any, source: Source | None) -> _Checked:
 # ---- the store ---------------------------------------------------------------------------------------
 
 
+def store_errors() -> tuple[type[BaseException], ...]:
+    """The errors of a store that cannot be written now (unreachable, restarting, locked, in conflict with
+    another writer): worth trying again. Anything else is a fault to show, not to wait out."""
+    import sqlite3
+
+    import asyncpg
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 class HistoryStore:
     """The history store behind one database URL; open it with `await HistoryStore.open(url)`."""
 
