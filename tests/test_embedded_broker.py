@@ -61,22 +61,22 @@ async def _consume(bootstrap: str, topic: str, count: int, timeout: float = 10.0
     return got
 
 
-async def test_the_broker_answers_the_kafka_protocol(kafka_bootstrap: str) -> None:
+async def test_the_broker_answers_the_kafka_protocol(embedded_bootstrap: str) -> None:
     topic = _topic()
     sent = [(b"T-1001", b'{"n": 1}'), (b"T-1002", b'{"n": 2}')]
-    await _produce(kafka_bootstrap, topic, sent)
-    assert sorted(await _consume(kafka_bootstrap, topic, len(sent))) == sorted(sent)
+    await _produce(embedded_bootstrap, topic, sent)
+    assert sorted(await _consume(embedded_bootstrap, topic, len(sent))) == sorted(sent)
 
 
-async def test_ensure_topics_creates_the_missing_topics_once(kafka_bootstrap: str) -> None:
+async def test_ensure_topics_creates_the_missing_topics_once(embedded_bootstrap: str) -> None:
     names = TopicNames.of(f"t{uuid4().hex[:8]}.")
-    created = await ensure_topics(kafka_bootstrap, names, partitions=3)
+    created = await ensure_topics(embedded_bootstrap, names, partitions=3)
     assert sorted(created) == sorted(names.all)
     assert len(names.all) == 7
     assert names.by_exporter not in created  # each consumer group's workers make their own internal topic
-    assert await ensure_topics(kafka_bootstrap, names, partitions=3) == []
+    assert await ensure_topics(embedded_bootstrap, names, partitions=3) == []
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=embedded_bootstrap)
     await admin.start()
     try:
         described = await admin.describe_topics(list(names.all))
@@ -91,9 +91,9 @@ async def test_ensure_topics_creates_the_missing_topics_once(kafka_bootstrap: st
                         for topic in names.all}
 
 
-async def test_racing_creators_each_create_some_and_none_fails(kafka_bootstrap: str) -> None:
+async def test_racing_creators_each_create_some_and_none_fails(embedded_bootstrap: str) -> None:
     names = TopicNames.of(f"r{uuid4().hex[:8]}.")
-    first, second = await asyncio.gather(ensure_topics(kafka_bootstrap, names), ensure_topics(kafka_bootstrap, names))
+    first, second = await asyncio.gather(ensure_topics(embedded_bootstrap, names), ensure_topics(embedded_bootstrap, names))
     assert sorted(first + second) == sorted(names.all)
 
 
@@ -110,8 +110,8 @@ def test_topic_names_follow_the_contract() -> None:
     assert TopicNames.of("x-").stock == "x-parts-stock"
 
 
-def test_a_second_broker_on_a_taken_port_is_refused(kafka_bootstrap: str) -> None:
-    port = int(kafka_bootstrap.rsplit(":", 1)[1])
+def test_a_second_broker_on_a_taken_port_is_refused(embedded_bootstrap: str) -> None:
+    port = int(embedded_bootstrap.rsplit(":", 1)[1])
     with pytest.raises(BrokerUnavailable, match=rf"port {port} .*already in use.*--port"):
         EmbeddedBroker(port=port).start()
 
@@ -162,8 +162,8 @@ def test_start_and_stop_by_context_manager(tmp_path: Path) -> None:
 # ---- the `monitor broker` command -------------------------------------------------------------------------------
 
 
-def test_cli_refuses_a_taken_port_with_status_2(kafka_bootstrap: str) -> None:
-    port = kafka_bootstrap.rsplit(":", 1)[1]
+def test_cli_refuses_a_taken_port_with_status_2(embedded_bootstrap: str) -> None:
+    port = embedded_bootstrap.rsplit(":", 1)[1]
     result = CliRunner().invoke(main, ["broker", "--port", port])
     assert result.exit_code == 2
     assert f"port {port} on 127.0.0.1 is already in use" in result.output
@@ -261,8 +261,8 @@ LIBRDKAFKA_TAG_BUG = ("librdkafka 2.0.2 (Debian's kcat 1.7.1) mis-skips the tagg
 
 
 @needs_kcat
-def test_kcat_connects_directly(kafka_bootstrap: str) -> None:
-    sent = subprocess.run([str(KCAT), "-b", kafka_bootstrap, "-P", "-t", _topic(), "-k", "k"],
+def test_kcat_connects_directly(embedded_bootstrap: str) -> None:
+    sent = subprocess.run([str(KCAT), "-b", embedded_bootstrap, "-P", "-t", _topic(), "-k", "k"],
                           input=b"v\n", capture_output=True, timeout=20, check=False)
     stderr = sent.stderr.decode(errors="replace")
     if sent.returncode and "ApiVersion" in stderr and "Read underflow" in stderr:

@@ -128,7 +128,7 @@ def _refusal(monkeypatch: pytest.MonkeyPatch, **variables: str | Path) -> dict[s
 
 
 def test_the_default_is_plaintext_to_the_bootstrap_servers(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = _settings(monkeypatch, kafka_bootstrap="k1:9092, k2:9092")
+    settings = _settings(monkeypatch, embedded_bootstrap="k1:9092, k2:9092")
     assert kafka_client_options(settings) == {"bootstrap_servers": "k1:9092, k2:9092", "security_protocol": "PLAINTEXT"}
     assert faust_broker_options(settings) == {"broker": ["kafka://k1:9092", "kafka://k2:9092"],
                                               "broker_credentials": None}
@@ -137,7 +137,7 @@ def test_the_default_is_plaintext_to_the_bootstrap_servers(monkeypatch: pytest.M
 
 
 def test_every_sasl_ssl_setting_lands_in_the_client_options(monkeypatch: pytest.MonkeyPatch, pki: Pki) -> None:
-    settings = _settings(monkeypatch, kafka_bootstrap="b-1.example:9096", kafka_security_protocol="SASL_SSL",
+    settings = _settings(monkeypatch, embedded_bootstrap="b-1.example:9096", kafka_security_protocol="SASL_SSL",
                          kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="monitor",
                          kafka_sasl_password="s3cret", kafka_ssl_cafile=pki.ca)  # noqa: S106 - a test's
     options = kafka_client_options(settings)
@@ -177,7 +177,7 @@ def test_faust_gets_the_same_connection_as_aiokafka(monkeypatch: pytest.MonkeyPa
 def test_the_worker_app_and_the_sink_use_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from monitor.stream.worker import StreamWorker
 
-    for name, value in {"kafka_bootstrap": "k1:9093,k2:9093", "kafka_security_protocol": "SASL_PLAINTEXT",
+    for name, value in {"embedded_bootstrap": "k1:9093,k2:9093", "kafka_security_protocol": "SASL_PLAINTEXT",
                         "kafka_sasl_mechanism": "SCRAM-SHA-256", "kafka_sasl_username": "monitor",
                         "kafka_sasl_password": "pw", "topic_replication": "3", "data_dir": str(tmp_path)}.items():
         monkeypatch.setenv(f"MONITOR_{name.upper()}", value)

@@ -163,28 +163,28 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 @pytest.fixture(scope="module")
-def running(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+def running(embedded_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("observability")
     names = unique_names()
-    worker = WorkerProcess(kafka_bootstrap, names, tmp, options=["-v", "-v"],
+    worker = WorkerProcess(embedded_bootstrap, names, tmp, options=["-v", "-v"],
                            env={"MONITOR_LOG_FORMAT": "json", "MONITOR_DEADLETTER_CHECK_SECONDS": "1"})
     api: subprocess.Popen[bytes] | None = None
     with worker:
         worker.wait_ready()
         records, deadline = scenario_records(names.prefix, datetime.now(UTC).replace(microsecond=0))
-        asyncio.run(produce(kafka_bootstrap, records))
+        asyncio.run(produce(embedded_bootstrap, records))
 
-        alerts = asyncio.run(read_topic(kafka_bootstrap, names.alerts, until=lambda m: breach_of(m) is not None,
+        alerts = asyncio.run(read_topic(embedded_bootstrap, names.alerts, until=lambda m: breach_of(m) is not None,
                                         idle=1.0, timeout=NEVER))
         assert breach_of(alerts) is not None, f"no breach of {TICKET} within {NEVER} s:\n{worker.tail()}"
-        dead = asyncio.run(read_topic(kafka_bootstrap, names.deadletter, until=lambda m: len(m) >= 4, idle=0.5,
+        dead = asyncio.run(read_topic(embedded_bootstrap, names.deadletter, until=lambda m: len(m) >= 4, idle=0.5,
                                       timeout=NEVER, raw=True))
-        figures = asyncio.run(read_topic(kafka_bootstrap, names.compliance, until=snapshot_ready, idle=1.5,
+        figures = asyncio.run(read_topic(embedded_bootstrap, names.compliance, until=snapshot_ready, idle=1.5,
                                          timeout=NEVER, raw=True))
         assert snapshot_ready(figures), f"figures of {EXPORTER} in KE not published:\n{worker.tail()}"
         snapshot = {r.key: orjson.loads(r.value) for r in figures}[f"{EXPORTER}:KE".encode()]
 
-        api, api_url, token = start_api(tmp / "worker", kafka_bootstrap, tmp / "api.log")
+        api, api_url, token = start_api(tmp / "worker", embedded_bootstrap, tmp / "api.log")
         try:
             calls = 0
             for _ in range(2):

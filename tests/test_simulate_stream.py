@@ -285,14 +285,14 @@ def test_pacer_refuses_a_rate_of_zero() -> None:
 # ---- onto the broker and back ---------------------------------------------------------------------
 
 
-async def test_produced_records_are_the_generated_ones(kafka_bootstrap: str) -> None:
+async def test_produced_records_are_the_generated_ones(embedded_bootstrap: str) -> None:
     prefix = _prefix()
     plan = SimulationPlan(SMALL, malformed_share=0.05)
     expected = list(simulated_records(plan))
-    stats = await produce(plan, kafka_bootstrap, prefix)
+    stats = await produce(plan, embedded_bootstrap, prefix)
     assert stats.ended == "done" and stats.failed == 0
     partitions: dict[bytes, set[int]] = {}
-    got = await _consume_all(kafka_bootstrap, prefix, partitions)
+    got = await _consume_all(embedded_bootstrap, prefix, partitions)
     wanted = _by_topic(expected)
     assert {t: len(v) for t, v in got.items()} == {t: len(v) for t, v in wanted.items()}
     assert dict(stats.per_topic) == {t: len(v) for t, v in wanted.items() if v}
@@ -314,11 +314,11 @@ async def test_produced_records_are_the_generated_ones(kafka_bootstrap: str) -> 
         assert found == {DefaultPartitioner()(key, every, every)}
 
 
-async def test_consumed_messages_follow_the_contract(kafka_bootstrap: str) -> None:
+async def test_consumed_messages_follow_the_contract(embedded_bootstrap: str) -> None:
     prefix = _prefix()
     plan = SimulationPlan(SMALL, malformed_share=0.05)
-    await produce(plan, kafka_bootstrap, prefix)
-    got = await _consume_all(kafka_bootstrap, prefix)
+    await produce(plan, embedded_bootstrap, prefix)
+    got = await _consume_all(embedded_bootstrap, prefix)
     registry = got["registry"]
     assert sorted(key for key, _ in registry) == sorted(r["exporter_id"].encode() for r in registrations(SMALL))
     for key, value in registry:
@@ -336,19 +336,19 @@ async def test_consumed_messages_follow_the_contract(kafka_bootstrap: str) -> No
     assert 0.03 < bad / (good + bad) < 0.07
 
 
-async def test_a_limit_and_a_rate(kafka_bootstrap: str) -> None:
+async def test_a_limit_and_a_rate(embedded_bootstrap: str) -> None:
     prefix = _prefix()
     plan = SimulationPlan(SMALL, rate=1000, limit=300)
-    stats = await produce(plan, kafka_bootstrap, prefix)
+    stats = await produce(plan, embedded_bootstrap, prefix)
     assert stats.ended == "limit"
     assert stats.produced == 300
     # pacing can only be slower than asked on a busy machine, never faster
     assert stats.events_per_second <= 1000 * 1.25
-    got = await _consume_all(kafka_bootstrap, prefix)
+    got = await _consume_all(embedded_bootstrap, prefix)
     assert sum(len(v) for v in got.values()) == 300
 
 
-async def test_stop_ends_the_run_and_flushes_what_was_sent(kafka_bootstrap: str) -> None:
+async def test_stop_ends_the_run_and_flushes_what_was_sent(embedded_bootstrap: str) -> None:
     prefix = _prefix()
     stop = asyncio.Event()
     seen: list[int] = []
@@ -358,32 +358,32 @@ async def test_stop_ends_the_run_and_flushes_what_was_sent(kafka_bootstrap: str)
 
     plan = SimulationPlan(SMALL, rate=200)  # about three seconds' worth
     asyncio.get_running_loop().call_later(1.3, stop.set)
-    stats = await produce(plan, kafka_bootstrap, prefix, progress=progress, stop=stop)
+    stats = await produce(plan, embedded_bootstrap, prefix, progress=progress, stop=stop)
     assert stats.ended == "stopped"
     assert 0 < stats.produced < len(list(simulated_records(plan)))
     assert 1 <= len(seen) <= 2  # about once a second
-    got = await _consume_all(kafka_bootstrap, prefix)
+    got = await _consume_all(embedded_bootstrap, prefix)
     assert sum(len(v) for v in got.values()) == stats.produced
 
 
-async def test_without_live_the_run_ends_at_the_present(kafka_bootstrap: str) -> None:
+async def test_without_live_the_run_ends_at_the_present(embedded_bootstrap: str) -> None:
     today = datetime.now(UTC).date()
     spec = NetworkSpec(seed=3, exporters=1, markets_per_exporter=1, outlets_per_market=3,
                        tickets_per_day_per_market=4, start=today, days=1)
-    stats = await produce(SimulationPlan(spec), kafka_bootstrap, _prefix())
+    stats = await produce(SimulationPlan(spec), embedded_bootstrap, _prefix())
     assert stats.ended == "now"
     assert stats.last_occurred_at is None or stats.last_occurred_at <= datetime.now(UTC)
     assert stats.per_topic["registry"] == 1  # the registry goes out whatever the time
     assert stats.elapsed_seconds < 10
 
 
-async def test_live_waits_for_the_clock_until_stopped(kafka_bootstrap: str) -> None:
+async def test_live_waits_for_the_clock_until_stopped(embedded_bootstrap: str) -> None:
     today = datetime.now(UTC).date()
     spec = NetworkSpec(seed=3, exporters=1, markets_per_exporter=1, outlets_per_market=3,
                        tickets_per_day_per_market=4, start=today, days=1)
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(1.0, stop.set)
-    stats = await produce(SimulationPlan(spec, live=True), kafka_bootstrap, _prefix(), stop=stop)
+    stats = await produce(SimulationPlan(spec, live=True), embedded_bootstrap, _prefix(), stop=stop)
     assert stats.ended == "stopped"
     assert stats.last_occurred_at is None or stats.last_occurred_at <= datetime.now(UTC)
 
@@ -407,17 +407,17 @@ def test_simulate_help_explains_the_options() -> None:
         assert option in result.stdout
 
 
-def test_simulate_runs_and_summarises(kafka_bootstrap: str) -> None:
-    result = _monitor("simulate", "--limit", "200", "--rate", "0", "--bootstrap", kafka_bootstrap,
+def test_simulate_runs_and_summarises(embedded_bootstrap: str) -> None:
+    result = _monitor("simulate", "--limit", "200", "--rate", "0", "--bootstrap", embedded_bootstrap,
                       "--topic-prefix", _prefix(), "--exporters", "2", "--days", "2")
     assert result.returncode == 0, result.stderr
     assert "simulate: limit reached: 200 records" in result.stderr
 
 
-def test_ctrl_c_stops_a_live_run_cleanly(kafka_bootstrap: str) -> None:
+def test_ctrl_c_stops_a_live_run_cleanly(embedded_bootstrap: str) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "monitor", "simulate", "--live", "--days", "1", "--exporters", "1",
-               "--outlets-per-market", "3", "--bootstrap", kafka_bootstrap, "--topic-prefix", _prefix()]
+               "--outlets-per-market", "3", "--bootstrap", embedded_bootstrap, "--topic-prefix", _prefix()]
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as process:
         assert process.stderr is not None
         assert "simulating" in process.stderr.readline()  # logged just before the signal handlers go in

@@ -86,13 +86,15 @@ class TopicNames:
 
 
 async def ensure_topics(kafka: KafkaTarget, names: TopicNames, partitions: int = 8, replication: int = 1,
-                        extra_config: Mapping[str, str] | None = None) -> list[str]:
+                        extra_config: Mapping[str, str] | None = None, internal: tuple[str, ...] = ()) -> list[str]:
     """Create whichever of the monitor's topics do not exist yet; return the names it created.
 
     `kafka` is the bootstrap servers, or the client options of `monitor.kafka.kafka_client_options`
     (security included). Every topic gets `partitions` partitions and `replication` replicas;
     registry and compliance also get cleanup.policy=compact. `extra_config` is
-    added to every topic's config. Topics that already exist, or that another
+    added to every topic's config. `internal` names more topics to create the same way (a
+    worker's internal topic: made before its consumer joins the group, so the group's first
+    assignment already has its partitions). Topics that already exist, or that another
     process creates at the same time, are left as they are (their partition
     count is not checked or changed). Raises aiokafka's KafkaError when the
     broker cannot be reached or refuses a topic for any other reason.
@@ -106,7 +108,7 @@ async def ensure_topics(kafka: KafkaTarget, names: TopicNames, partitions: int =
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [topic for topic in names.all if topic not in existing]
+        wanted = [topic for topic in (*names.all, *internal) if topic not in existing]
         if not wanted:
             return []
         compacted = set(names.compacted)

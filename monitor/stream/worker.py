@@ -819,8 +819,11 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
 
     names = TopicNames.of(settings.topic_prefix)
     kafka = kafka_client_options(settings)
+    # the internal topic too: made by Faust, it could be missing from the metadata of the group's
+    # first assignment (Apache Kafka), which would then give the judging stage no partition
     created = asyncio.run(ensure_topics(kafka, names, partitions=settings.partitions,
-                                        replication=settings.topic_replication))
+                                        replication=settings.topic_replication,
+                                        internal=(names.internal(settings.app_id),)))
     if created:
         log.info("created topics: %s", ", ".join(created))
     known = asyncio.run(read_registry_topic(kafka, names.registry))

@@ -31,7 +31,7 @@ from monitor.access.tokens import create_token
 from monitor.api import ApiSettings, create_app
 from monitor.history.store import HistoryStore
 from tests.api.network import A1, A2, D1, D2, WEBHOOKS, X9, Network, fill
-from tests.postgres import ADMIN_DSN, admin, run_apart
+from tests.postgres import admin, run_apart
 
 T = TypeVar("T")
 AS_OF = datetime(2026, 3, 6, tzinfo=UTC)  # the renewal assessments' "now": the day after the history ends
@@ -78,7 +78,7 @@ def sqlite_url(path: Path) -> str:
 def settings_for(url: str, tokens: Tokens, **changes: Any) -> ApiSettings:
     """Settings naming everything explicitly, so nothing in the environment leaks into a test."""
     values: dict[str, Any] = {"database_url": url, "api_tokens": tokens.path, "data_dir": tokens.path.parent,
-                              "kafka_bootstrap": NO_BROKER, "as_of": AS_OF, "ready_timeout_seconds": 2.0}
+                              "embedded_bootstrap": NO_BROKER, "as_of": AS_OF, "ready_timeout_seconds": 2.0}
     values.update(changes)
     return ApiSettings(**values)
 
@@ -103,14 +103,11 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Filled:
 
 
 @pytest.fixture(scope="session")
-def postgres_network() -> Iterator[tuple[str, Network]]:
+def postgres_network(postgres_admin_dsn: str) -> Iterator[tuple[str, Network]]:
     """URL of a PostgreSQL database holding the test network, and what it holds."""
     name = f"test_api_{uuid.uuid4().hex[:12]}"
-    try:
-        run_apart(admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # whatever keeps it from being reached: refused, auth, timeout
-        pytest.skip(f"no PostgreSQL server at {ADMIN_DSN} ({exc!r}); set MONITOR_TEST_POSTGRES to the DSN of one")
-    url = make_url(ADMIN_DSN).set(drivername="postgresql+asyncpg", database=name).render_as_string(
+    run_apart(admin(postgres_admin_dsn, f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_admin_dsn).set(drivername="postgresql+asyncpg", database=name).render_as_string(
         hide_password=False)
 
     async def write() -> Network:
@@ -123,7 +120,7 @@ def postgres_network() -> Iterator[tuple[str, Network]]:
     try:
         yield url, run_apart(write())
     finally:
-        run_apart(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_apart(admin(postgres_admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
@@ -230,7 +227,7 @@ def live_api(filled: Filled, tokens: Tokens, tmp_path_factory: pytest.TempPathFa
     ready: its broker check connects to a port that accepts."""
     mine = filled.copy(tmp_path_factory.mktemp("live-store"))
     with PortThatAccepts() as bootstrap, LiveServer(create_app(settings_for(mine.url, tokens,
-                                                                            kafka_bootstrap=bootstrap))) as live:
+                                                                            embedded_bootstrap=bootstrap))) as live:
         yield live.url
 
 
@@ -239,5 +236,5 @@ def live_api_on_postgres(postgres_network: tuple[str, Network], tokens: Tokens) 
     """Base URL of the app served by a real uvicorn over the PostgreSQL test store (read-only use)."""
     url, _ = postgres_network
     with PortThatAccepts() as bootstrap, LiveServer(create_app(settings_for(url, tokens,
-                                                                            kafka_bootstrap=bootstrap))) as live:
+                                                                            embedded_bootstrap=bootstrap))) as live:
         yield live.url

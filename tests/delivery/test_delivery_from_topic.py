@@ -31,12 +31,12 @@ from tests.history.running import eventually, make_sink, stop
 from tests.streaming import produce, unique_names
 
 
-async def test_alerts_on_the_topic_reach_the_webhooks_through_the_sink(kafka_bootstrap: str, tmp_path: Path) -> None:
+async def test_alerts_on_the_topic_reach_the_webhooks_through_the_sink(embedded_bootstrap: str, tmp_path: Path) -> None:
     names = unique_names()
-    await ensure_topics(kafka_bootstrap, names, partitions=2)
+    await ensure_topics(embedded_bootstrap, names, partitions=2)
     messages = [transition(e, n, s) for s in range(3) for e in (A1, A2, D2) for n in (1, 2)]
     repeat = {**transition(A1, 1, 2), "raised_at": "2026-03-03T12:00:00Z"}  # republished: not a transition
-    await produce(kafka_bootstrap, [(names.alerts, m["alert_id"].encode(), orjson.dumps(m))
+    await produce(embedded_bootstrap, [(names.alerts, m["alert_id"].encode(), orjson.dumps(m))
                                     for m in [*messages, repeat]])
     receiver = Receiver(status=200)
     await receiver.listen()
@@ -46,7 +46,7 @@ async def test_alerts_on_the_topic_reach_the_webhooks_through_the_sink(kafka_boo
     registry = {e: ExporterRegistration.model_validate(registration(
         e, role="authorised_distributor" if e in AUTHORISED_BY else "automaker",
         authorised_by=AUTHORISED_BY.get(e, ()))) for e in (A1, A2, D2)}
-    sink = make_sink(kafka_bootstrap, names, url, f"{names.prefix}history", registry=registry, webhooks=hooks)
+    sink = make_sink(embedded_bootstrap, names, url, f"{names.prefix}history", registry=registry, webhooks=hooks)
     sender = deliverer(url, hooks)
     tasks = [asyncio.create_task(sink.run()), asyncio.create_task(sender.run())]
     store = await HistoryStore.open(url)
@@ -54,7 +54,7 @@ async def test_alerts_on_the_topic_reach_the_webhooks_through_the_sink(kafka_boo
     try:
         await eventually(lambda: _delivered(store, expected_deliveries), 60, "every transition delivered")
         # the topic read again by another group stores, enqueues and sends nothing more
-        replay = make_sink(kafka_bootstrap, names, url, f"{names.prefix}history-again", webhooks=hooks)
+        replay = make_sink(embedded_bootstrap, names, url, f"{names.prefix}history-again", webhooks=hooks)
         tasks.append(asyncio.create_task(replay.run()))
         await eventually(lambda: _consumed(replay, len(messages) + 1), 30, "the replay read the topic")
         await asyncio.sleep(0.5)  # a delivery enqueued by mistake would have been sent by now

@@ -1,8 +1,7 @@
 """Databases for the history store tests: a SQLite file per test, and a PostgreSQL database per session.
 
-PostgreSQL: the server named by MONITOR_TEST_POSTGRES (an asyncpg DSN of a database to connect
-to for creating others; default the local server, postgresql://postgres@127.0.0.1:5432/postgres).
-A fresh database `test_history_<random>` is made for the session and dropped at its end; each
+PostgreSQL: the session's server (`postgres_admin_dsn`: MONITOR_TEST_POSTGRES, or a server the
+session starts itself). A fresh database `test_history_<random>` is made for the session and dropped at its end; each
 test starts from an empty schema in it.
 """
 
@@ -16,13 +15,9 @@ from typing import TypeVar
 import pytest
 
 from monitor.history.store import HistoryStore
-from tests.postgres import ADMIN_DSN, admin, run_apart
+from tests.postgres import admin, run_apart
 
 T = TypeVar("T")
-
-
-
-
 
 
 def asyncpg_url(dsn: str, database: str) -> str:
@@ -34,18 +29,14 @@ def asyncpg_url(dsn: str, database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_admin_dsn: str) -> Iterator[str]:
     """SQLAlchemy URL of a database made for this session on the PostgreSQL server; dropped at the end."""
     name = f"test_history_{uuid.uuid4().hex[:12]}"
+    run_apart(admin(postgres_admin_dsn, f'CREATE DATABASE "{name}"'))
     try:
-        run_apart(admin(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # whatever keeps it from being reached: connection refused, auth, timeout
-        pytest.skip(f"no PostgreSQL server to test the store on at {ADMIN_DSN} ({exc!r}); "
-                    "set MONITOR_TEST_POSTGRES to the DSN of one")
-    try:
-        yield asyncpg_url(ADMIN_DSN, name)
+        yield asyncpg_url(postgres_admin_dsn, name)
     finally:
-        run_apart(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        run_apart(admin(postgres_admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def empty_postgres(url: str) -> None:

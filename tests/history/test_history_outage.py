@@ -10,96 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
-from monitor.embedded.broker import free_port
 from monitor.history.store import HistoryStore
 from monitor.history.tables import AlertTransition
 from monitor.stream.topics import ensure_topics
 from tests.history.records import alert
 from tests.history.running import eventually, make_sink, stop
+from tests.services.postgres import OwnPostgres, PostgresUnavailable
+from tests.services.required import missing
 from tests.streaming import unique_names
 
 
-def server_binaries() -> Path | None:
-    """The directory of initdb, pg_ctl and postgres, if a PostgreSQL server is installed."""
-    found = shutil.which("initdb") or shutil.which("initdb", path="/usr/local/bin")
-    if found:
-        return Path(found).parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return versions[-1].parent if versions else None
-
-
-class OwnPostgres:
-    """A PostgreSQL server in a data directory of its own, on a free port of 127.0.0.1.
-
-    initdb refuses to run as root, so as root the server runs as the `postgres` user, in a
-    directory that user owns (pytest's temporary directories are private to root).
-    """
-
-    def __init__(self, base: Path, binaries: Path) -> None:
-        self.binaries = binaries
-        self.port = free_port()
-        self.as_root = os.geteuid() == 0
-        if self.as_root:
-            user = pwd.getpwnam("postgres")
-            self.data = Path(tempfile.mkdtemp(prefix="monitor-pg-"))
-            os.chown(self.data, user.pw_uid, user.pw_gid)
-            self.prefix = ["runuser", "-u", "postgres", "--"]
-        else:
-            self.data = base / "pg"
-            self.data.mkdir()
-            self.prefix = []
-        self.url = f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *command: str) -> None:
-        done = subprocess.run([*self.prefix, *command], capture_output=True, text=True, timeout=60, check=False)
-        if done.returncode != 0:
-            raise AssertionError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-
-    def init(self) -> None:
-        self._run(str(self.binaries / "initdb"), "-D", str(self.data / "db"), "-U", "postgres", "-A", "trust",
-                  "-E", "UTF8", "--locale=C", "--no-sync")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(str(self.binaries / "pg_ctl"), "start", "-w", "-t", "30", "-D", str(self.data / "db"),
-                  "-l", str(self.data / "server.log"), "-o", options)
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run(str(self.binaries / "pg_ctl"), "stop", "-w", "-t", "30", "-m", mode, "-D", str(self.data / "db"))
-
-    def remove(self) -> None:
-        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-            self.stop("immediate")
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
 @pytest.fixture
-def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
-    binaries = server_binaries()
-    if binaries is None:
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) to run a server of the test's own")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no postgres user to run a server as (initdb refuses root)")
-    server = OwnPostgres(tmp_path, binaries)
-    server.init()
-    server.start()
+def own_postgres() -> Iterator[OwnPostgres]:
+    """A server of this test's own, apart from the session's: the test stops and starts it."""
+    try:
+        server = OwnPostgres()
+    except PostgresUnavailable as exc:
+        missing(str(exc))
+    server.init().start()
     yield server
     server.remove()
 
@@ -110,10 +46,10 @@ async def stored(store: HistoryStore) -> int:
 
 
 async def test_the_store_restarting_loses_nothing_and_stores_nothing_twice(
-        kafka_bootstrap: str, own_postgres: OwnPostgres) -> None:
+        embedded_bootstrap: str, own_postgres: OwnPostgres) -> None:
     names = unique_names()
-    await ensure_topics(kafka_bootstrap, names, partitions=2)
-    sink = make_sink(kafka_bootstrap, names, own_postgres.url, f"{names.prefix}monitor-history",
+    await ensure_topics(embedded_bootstrap, names, partitions=2)
+    sink = make_sink(embedded_bootstrap, names, own_postgres.url, f"{names.prefix}monitor-history",
                      backoff_max=1.0)
     sink_task = asyncio.create_task(sink.run())
     produced: list[str] = []
@@ -121,7 +57,7 @@ async def test_the_store_restarting_loses_nothing_and_stores_nothing_twice(
     producing.set()
 
     async def keep_producing() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=2)
+        producer = AIOKafkaProducer(bootstrap_servers=embedded_bootstrap, acks="all", linger_ms=2)
         await producer.start()
         try:
             number = 0
