@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 
     from monitor.settings import MonitorSettings
 
+class KafkaSettingRefused(RuntimeError):
+    """The broker refuses one of the monitor's Kafka settings (not a fault that waiting cures);
+    the message names the setting to change."""
+
+
 # Where a client connects: the bootstrap servers alone ("host:port,host:port", plaintext), or the
 # keyword arguments `kafka_client_options` gives (bootstrap servers and security).
 KafkaTarget = str | Mapping[str, Any]

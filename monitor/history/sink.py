@@ -160,14 +160,10 @@ class HistorySink:
             await store.close()
 
     async def _consume(self, store: HistoryStore) -> None:
-        from aiokafka import AIOKafkaConsumer
         from aiokafka.errors import KafkaError
 
-        consumer = AIOKafkaConsumer(
-            *self.kinds, bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id=self.group_id,
-            enable_auto_commit=False, auto_offset_reset="earliest", **self.consumer_options)
+        consumer = await self._retrying("connecting to Kafka", self._connect, retry_on=(KafkaError, OSError))
         try:
-            await self._retrying("connecting to Kafka", consumer.start, retry_on=(KafkaError, OSError))
             log.info("history: storing %s into %s (consumer group %s)", ", ".join(self.kinds), store.url,
                      self.group_id)
             while True:
@@ -189,6 +185,32 @@ class HistorySink:
                 COMMITTED.inc()
         finally:
             await consumer.stop()
+
+    async def _connect(self) -> Any:
+        """A started consumer of the three topics in the sink's group: a new one for each attempt
+        (an aiokafka consumer cannot be started twice). A session timeout the broker refuses
+        (Apache Kafka's group.min.session.timeout.ms, 6 s by default) is a setting to change,
+        not a fault to wait out: it is raised as such."""
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.errors import InvalidSessionTimeoutError
+
+        from monitor.kafka import KafkaSettingRefused
+
+        consumer = AIOKafkaConsumer(
+            *self.kinds, bootstrap_servers=self.bootstrap, group_id=self.group_id, client_id=self.group_id,
+            enable_auto_commit=False, auto_offset_reset="earliest", **self.consumer_options)
+        try:
+            await consumer.start()
+        except InvalidSessionTimeoutError:
+            await consumer.stop()
+            timeout = self.consumer_options.get("session_timeout_ms")
+            raise KafkaSettingRefused(f"the broker refuses the consumer session timeout of {timeout} ms: set "
+                                 "MONITOR_SESSION_TIMEOUT_SECONDS within the broker's group.min.session.timeout.ms "
+                                 "and group.max.session.timeout.ms (6 s to 30 min by default)") from None
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
 
     def _items(self, batches: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]
                ) -> list[tuple[str, dict[str, Any], Source]]:

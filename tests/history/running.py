@@ -14,7 +14,7 @@ from monitor.history.store import applied_policies
 from monitor.obligations.policy import PolicyBook
 from monitor.stream.topics import TopicNames
 
-FAST_GROUP = {"session_timeout_ms": 3000, "heartbeat_interval_ms": 300, "rebalance_timeout_ms": 2000}
+FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 300, "rebalance_timeout_ms": 2000}
 
 
 def make_sink(bootstrap: str, names: TopicNames, url: str, group: str, **options: Any) -> HistorySink:

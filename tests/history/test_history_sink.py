@@ -1,4 +1,4 @@
-"""The history sink on the real embedded broker: topics into the store, offsets committed after, replays add
+"""The history sink on both real brokers (embedded and Apache Kafka): topics into the store, offsets committed after, replays add
 nothing; `monitor sink` alone, and `monitor worker` storing what it publishes."""
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ def test_monitor_sink_runs_alone_and_stops_cleanly_on_sigterm(kafka_bootstrap: s
     url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
     env = {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": kafka_bootstrap, "MONITOR_TOPIC_PREFIX": names.prefix,
            "MONITOR_APP_ID": f"{names.prefix}monitor", "MONITOR_DATABASE_URL": url,
-           "MONITOR_DATA_DIR": str(tmp_path), "MONITOR_SESSION_TIMEOUT_SECONDS": "3"}
+           "MONITOR_DATA_DIR": str(tmp_path), "MONITOR_SESSION_TIMEOUT_SECONDS": "6"}
     log = (tmp_path / "sink.log").open("wb")
     process = subprocess.Popen([sys.executable, "-m", "monitor", "sink"], env=env, stdout=log,
                                stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
@@ -208,3 +208,21 @@ def test_the_commands_offer_the_sink_alone_and_a_worker_without_it() -> None:
     assert worker_help.exit_code == 0 and "--no-history" in worker_help.output
     sink_help = CliRunner().invoke(main, ["sink", "--help"])
     assert sink_help.exit_code == 0 and "history store" in sink_help.output
+
+
+async def test_a_session_timeout_apache_kafka_refuses_stops_the_sink_naming_the_setting(
+        apache_kafka: Any, tmp_path: Path) -> None:
+    """Apache Kafka refuses consumer session timeouts under group.min.session.timeout.ms (6 s): the
+    sink says which setting to change instead of retrying a connection that can never succeed."""
+    from monitor.kafka import KafkaSettingRefused
+
+    names = unique_names()
+    await ensure_topics(apache_kafka.bootstrap, names, partitions=1)
+    sink = make_sink(apache_kafka.bootstrap, names, f"sqlite+aiosqlite:///{tmp_path / 'h.sqlite3'}",
+                     f"{names.prefix}history", consumer_options={"session_timeout_ms": 3000})
+    try:
+        await asyncio.wait_for(sink.run(), timeout=60)
+    except KafkaSettingRefused as exc:
+        assert "MONITOR_SESSION_TIMEOUT_SECONDS" in str(exc) and "3000 ms" in str(exc)
+    else:
+        raise AssertionError("the sink ran with a session timeout the broker refuses")

@@ -121,6 +121,7 @@ class KafkaNode:
     controller_port: int | None = None  # listens for the quorum (controllers)
     client_port: int | None = None  # listens for clients and other brokers (brokers)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _log_start: int = field(default=0, repr=False)  # where this start's lines begin in the log
 
     @property
     def config_path(self) -> Path:
@@ -149,6 +150,7 @@ class KafkaNode:
     def start(self, classpath: str) -> None:
         log4j = self.directory / "log4j2.yaml"
         log4j.write_text(_NODE_LOG4J.format(log=self.log_path))
+        self._log_start = self.log_path.stat().st_size if self.log_path.is_file() else 0
         out = (self.directory / "stdout.log").open("ab")
         self.process = subprocess.Popen(
             ["java", *HEAP.split(), "-XX:+UseG1GC", "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
@@ -164,11 +166,19 @@ class KafkaNode:
             if self.process is not None and self.process.poll() is not None:
                 raise KafkaUnavailable(f"Kafka node {self.node_id} exited with {self.process.returncode}:\n"
                                        + self.tail())
-            started = self.log_path.is_file() and "Kafka Server started" in self.log_path.read_text(errors="replace")
+            started = "Kafka Server started" in self._log_since_start()
             if started and all(_accepts(port) for port in ports):
                 return
             time.sleep(0.2)
         raise KafkaUnavailable(f"Kafka node {self.node_id} did not start in {timeout:.0f} s:\n{self.tail()}")
+
+    def _log_since_start(self) -> str:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_start)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def kill(self) -> None:
         """kill -9: no shutdown at all."""
