@@ -23,6 +23,7 @@ from tests.services.postgres import OwnPostgres, PostgresUnavailable
 from tests.services.required import missing
 
 BROKERS = ("embedded", "kafka")
+_KINDS: dict[str, str] = {}  # bootstrap -> broker kind, for the summary below
 
 
 @pytest.fixture(scope="session")
@@ -64,9 +65,22 @@ def broker_kind(request: pytest.FixtureRequest) -> str:
 def kafka_bootstrap(request: pytest.FixtureRequest, broker_kind: str) -> str:
     """`host:port` of the broker this run of the test is on (see `broker_kind`)."""
     if broker_kind == "embedded":
-        return str(request.getfixturevalue("embedded_bootstrap"))
-    cluster: KafkaCluster = request.getfixturevalue("apache_kafka")
-    return cluster.bootstrap
+        bootstrap = str(request.getfixturevalue("embedded_bootstrap"))
+    else:
+        cluster: KafkaCluster = request.getfixturevalue("apache_kafka")
+        bootstrap = cluster.bootstrap
+    _KINDS[bootstrap] = broker_kind
+    return bootstrap
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How often each of the worker's workarounds read records itself, per broker, over the session's workers."""
+    from tests.streaming import WORKAROUNDS
+
+    for bootstrap, tally in sorted(WORKAROUNDS.items(), key=lambda item: _KINDS.get(item[0], item[0])):
+        kind = _KINDS.get(bootstrap, bootstrap)
+        counts = ", ".join(f"{name} {count:.0f}" for name, count in sorted(tally.items()))
+        terminalreporter.write_line(f"worker workarounds on {kind} ({bootstrap}): records read directly: {counts}")
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,11 @@ KEY_FIELD = {"service-tickets": "ticket_id", "parts-stock": "depot_id", "outlet-
 Record = tuple[str, bytes | None, bytes]  # (full topic name, key, value)
 
 
+# per bootstrap: how many records each of the worker's workarounds read itself (monitor_workaround_records_total),
+# summed over the workers the session ran, read from each worker's /metrics before it stops (printed at the end)
+WORKAROUNDS: dict[str, dict[str, float]] = {}
+
+
 def unique_names() -> TopicNames:
     return TopicNames.of(f"t{uuid.uuid4().hex[:10]}.")
 
@@ -87,9 +92,23 @@ class WorkerProcess:
         except OSError:
             return "(no log)"
 
+    def tally_workarounds(self) -> None:
+        """Add this worker's workaround counts to WORKAROUNDS (nothing if its metrics cannot be read)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/metrics", timeout=2) as answer:
+                text = answer.read().decode()
+        except OSError:
+            return
+        tally = WORKAROUNDS.setdefault(self.bootstrap, {})
+        for line in text.splitlines():
+            if line.startswith("monitor_workaround_records_total{"):
+                name = line.split('workaround="', 1)[1].split('"', 1)[0]
+                tally[name] = tally.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+
     def kill(self) -> None:
         """kill -9: no clean shutdown, no last commit."""
         if self.process is not None and self.process.poll() is None:
+            self.tally_workarounds()
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 
@@ -98,6 +117,7 @@ class WorkerProcess:
         if self.process is None:
             return None
         if self.process.poll() is None:
+            self.tally_workarounds()
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout)

@@ -93,7 +93,8 @@ async def test_ensure_topics_creates_the_missing_topics_once(embedded_bootstrap:
 
 async def test_racing_creators_each_create_some_and_none_fails(embedded_bootstrap: str) -> None:
     names = TopicNames.of(f"r{uuid4().hex[:8]}.")
-    first, second = await asyncio.gather(ensure_topics(embedded_bootstrap, names), ensure_topics(embedded_bootstrap, names))
+    first, second = await asyncio.gather(ensure_topics(embedded_bootstrap, names),
+                                         ensure_topics(embedded_bootstrap, names))
     assert sorted(first + second) == sorted(names.all)
 
 

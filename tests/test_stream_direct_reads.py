@@ -1,6 +1,7 @@
 """What a worker reads straight from the broker, around the consumer: the true end of a changelog
 (a takeover restores its tables completely), a range of envelopes the consumer left out, and how many
-messages a topic holds (the dead letters)."""
+messages a topic holds (the dead letters). On both brokers: the embedded one reports a partition's
+end as the start of its last batch plus one, Apache Kafka its true end, and the worker tells them apart."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from uuid import uuid4
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from monitor.embedded.deviations import reports_short_end_offsets
 from monitor.stream.worker import last_batches, read_range, topic_depth
 
 
@@ -42,13 +44,13 @@ async def _reported_end(bootstrap: str, topic: str) -> int:
 
 
 def test_the_last_batch_is_read_to_its_true_end_whatever_end_offset_the_broker_reports(
-        embedded_bootstrap: str) -> None:
+        kafka_bootstrap: str, broker_kind: str) -> None:
     topic = f"test.tail.{uuid4().hex[:12]}"
-    asyncio.run(_one_batch(embedded_bootstrap, topic, 20))
-    reported = asyncio.run(_reported_end(embedded_bootstrap, topic))
+    asyncio.run(_one_batch(kafka_bootstrap, topic, 20))
+    reported = asyncio.run(_reported_end(kafka_bootstrap, topic))
     print(f"\n21 records in two batches (1 + 20); end offset reported: {reported}")
 
-    tail = asyncio.run(last_batches(embedded_bootstrap, [(topic, 0)]))[(topic, 0)]
+    tail, past_end = asyncio.run(last_batches(kafka_bootstrap, [(topic, 0)]))[(topic, 0)]
 
     # whatever the broker reports, the tail runs from the record at the reported end less one
     # to the last record written, in order
@@ -57,13 +59,23 @@ def test_the_last_batch_is_read_to_its_true_end_whatever_end_offset_the_broker_r
     assert tail[-1] == (b"k19", b"v19")
     assert tail == written[reported - 1 : reported - 1 + len(tail)]
     assert reported - 1 + len(tail) == 21
+    assert past_end == 21 - reported
+    if broker_kind == "kafka":
+        assert reported == 21 and tail == [(b"k19", b"v19")], "Apache Kafka reports the true end"
+    else:
+        assert reported < 21, "the embedded broker reports the end of a partition short"
 
 
-def test_an_empty_changelog_has_no_tail(embedded_bootstrap: str) -> None:
+def test_the_worker_reads_past_reported_ends_on_the_embedded_broker_only(kafka_bootstrap: str,
+                                                                         broker_kind: str) -> None:
+    assert asyncio.run(reports_short_end_offsets(kafka_bootstrap)) is (broker_kind == "embedded")
+
+
+def test_an_empty_changelog_has_no_tail(kafka_bootstrap: str) -> None:
     topic = f"test.tail.{uuid4().hex[:12]}"
 
     async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=embedded_bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         await admin.start()
         try:
             await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
@@ -71,29 +83,30 @@ def test_an_empty_changelog_has_no_tail(embedded_bootstrap: str) -> None:
             await admin.close()
 
     asyncio.run(create())
-    assert asyncio.run(last_batches(embedded_bootstrap, [(topic, 0)])) == {(topic, 0): []}
+    assert asyncio.run(last_batches(kafka_bootstrap, [(topic, 0)])) == {(topic, 0): ([], 0)}
 
 
-def test_a_range_of_envelopes_is_read_exactly_from_start_to_before_end(embedded_bootstrap: str) -> None:
+def test_a_range_of_envelopes_is_read_exactly_from_start_to_before_end(kafka_bootstrap: str) -> None:
     topic = f"test.range.{uuid4().hex[:12]}"
-    asyncio.run(_one_batch(embedded_bootstrap, topic, 20))  # offsets 0 (one batch) and 1..20 (another)
+    asyncio.run(_one_batch(kafka_bootstrap, topic, 20))  # offsets 0 (one batch) and 1..20 (another)
 
-    records = asyncio.run(read_range(embedded_bootstrap, topic, 0, 3, 9))  # starts inside the second batch
+    records = asyncio.run(read_range(kafka_bootstrap, topic, 0, 3, 9))  # starts inside the second batch
 
     assert [offset for offset, _, _ in records] == list(range(3, 9))
     assert [(key, value) for _, key, value in records] == [(b"k%d" % i, b"v%d" % i) for i in range(2, 8)]
 
 
-def test_the_messages_a_topic_holds_are_counted_to_the_true_end_of_each_partition(embedded_bootstrap: str) -> None:
+def test_the_messages_a_topic_holds_are_counted_to_the_true_end_of_each_partition(kafka_bootstrap: str,
+                                                                                  broker_kind: str) -> None:
     topic = f"test.depth.{uuid4().hex[:12]}"
-    asyncio.run(_one_batch(embedded_bootstrap, topic, 20))  # 21 records; the broker may report fewer
+    asyncio.run(_one_batch(kafka_bootstrap, topic, 20))  # 21 records; the broker may report fewer
     known: dict[int, tuple[int, int]] = {}
 
-    assert asyncio.run(topic_depth(embedded_bootstrap, topic, known)) == 21
-    assert asyncio.run(topic_depth(embedded_bootstrap, topic, known)) == 21, "nothing new: the same count"
+    assert asyncio.run(topic_depth(kafka_bootstrap, topic, known)) == 21
+    assert asyncio.run(topic_depth(kafka_bootstrap, topic, known)) == 21, "nothing new: the same count"
 
     async def three_more() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=embedded_bootstrap, linger_ms=200)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=200)
         await producer.start()
         try:
             await asyncio.gather(*[await producer.send(topic, b"w%d" % i) for i in range(3)])
@@ -101,5 +114,8 @@ def test_the_messages_a_topic_holds_are_counted_to_the_true_end_of_each_partitio
             await producer.stop()
 
     asyncio.run(three_more())
-    assert asyncio.run(topic_depth(embedded_bootstrap, topic, known)) == 24
-    assert asyncio.run(topic_depth(embedded_bootstrap, f"test.none.{uuid4().hex[:12]}", {})) == 0
+    assert asyncio.run(topic_depth(kafka_bootstrap, topic, known)) == 24
+    # the reported ends alone, as on a broker that reports them true
+    reported_only = asyncio.run(topic_depth(kafka_bootstrap, topic, None))
+    assert reported_only == 24 if broker_kind == "kafka" else reported_only <= 24
+    assert asyncio.run(topic_depth(kafka_bootstrap, f"test.none.{uuid4().hex[:12]}", {})) == 0

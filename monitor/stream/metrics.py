@@ -46,6 +46,11 @@ CLOCK_BEHIND = Gauge("monitor_clock_behind_seconds",
                      "while catching up on a backlog)")
 REFETCHED = Counter("monitor_envelopes_refetched_total",
                     "Internal envelopes the consumer left out and the worker read from the topic directly (envelopes)")
+RECOVERED = Counter("monitor_workaround_records_total",
+                    "Records the worker read itself because its consumer or the broker left them out, by workaround: "
+                    "consumer_skipped (envelopes after a gap), consumer_stopped_short (envelopes at a quiet "
+                    "partition's end), changelog_past_reported_end and deadletter_past_reported_end (a broker "
+                    "reporting end offsets short, the embedded one) (records)", ["workaround"])
 EXPORTERS = Gauge("monitor_exporters_judged", "Exporters this worker judges, on its partitions (exporters)")
 PROCESSING_LAG = Histogram(
     "monitor_event_processing_lag_seconds",

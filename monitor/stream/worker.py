@@ -53,6 +53,7 @@ from monitor.stream.metrics import (
     DUPLICATES,
     EXPORTERS,
     PROCESSING_LAG,
+    RECOVERED,
     REFETCHED,
     REJECTED,
     SNAPSHOTS,
@@ -115,8 +116,14 @@ class StreamWorker:
     """One worker process: the Faust app, its topics, tables, agents and clock."""
 
     def __init__(self, settings: WorkerSettings, registry: Mapping[str, ExporterRegistration],
-                 policy: PolicyBook) -> None:
+                 policy: PolicyBook, *, short_end_offsets: bool = True) -> None:
         self.settings = settings
+        # the broker may report end offsets short (the embedded one): then changelog tails and the
+        # dead-letter depth are read past them (`monitor.embedded.deviations`)
+        self.short_end_offsets = short_end_offsets
+        for workaround in ("consumer_skipped", "consumer_stopped_short", "changelog_past_reported_end",
+                           "deadletter_past_reported_end"):
+            RECOVERED.labels(workaround)  # shown at 0 from the start
         self.names = names = TopicNames.of(settings.topic_prefix)
         self.short = {getattr(names, attr): short for attr, short in (
             ("tickets", "service-tickets"), ("stock", "parts-stock"), ("outlets", "outlet-status"),
@@ -228,7 +235,7 @@ class StreamWorker:
     async def _count_dead_letters(self) -> None:
         try:
             held = await topic_depth(kafka_client_options(self.settings), self.names.deadletter,
-                                     self._deadletter_ends)
+                                     self._deadletter_ends if self.short_end_offsets else None)
         except (TimeoutError, KafkaError, OSError) as exc:
             log.warning("counting the messages of %s failed (%s); trying again in %.0f s", self.names.deadletter,
                         exc, self.settings.deadletter_check_seconds)
@@ -349,6 +356,7 @@ class StreamWorker:
                                 last + 1, offset - 1, exc)
                     await asyncio.sleep(1.0)
             REFETCHED.inc(len(missing))
+            RECOVERED.labels("consumer_skipped").inc(len(missing))
             log.warning("partition %d: envelopes %d to %d were not delivered by the consumer; %d read from the "
                         "topic directly", partition, last + 1, offset - 1, len(missing))
             for at, missing_key, missing_data in missing:
@@ -386,6 +394,7 @@ class StreamWorker:
                 if partition not in self.loaded:
                     continue
                 REFETCHED.inc(len(records))
+                RECOVERED.labels("consumer_stopped_short").inc(len(records))
                 log.warning("partition %d: envelopes %d to %d were not delivered by the consumer; read from the "
                             "topic directly", partition, records[0][0], records[-1][0])
                 for at, key, data in records:
@@ -440,6 +449,8 @@ class StreamWorker:
         would be missing. A fetch from that offset returns the whole batch: its records are
         applied again, in order, which leaves the table as the full changelog says.
         """
+        if not self.short_end_offsets:
+            return  # the broker reports true end offsets (Apache Kafka): Faust's recovery read everything
         tables = {table.changelog_topic.get_topic_name(): table for table in (self.envelopes, self.published_table)}
         while True:
             try:
@@ -451,7 +462,8 @@ class StreamWorker:
                             exc)
                 await asyncio.sleep(1.0)
         applied = 0
-        for (topic, _), records in tails.items():
+        for (topic, _), (records, past_end) in tails.items():
+            RECOVERED.labels("changelog_past_reported_end").inc(past_end)
             data = tables[topic].data
             for key, value in records:
                 if value is None:
@@ -674,12 +686,14 @@ async def _fetch(consumer: Any, starts: Mapping[Any, int], *, through: Mapping[A
 
 
 async def last_batches(kafka: KafkaTarget, partitions: list[tuple[str, int]], timeout: float = 10.0
-                       ) -> dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]]:
-    """The records (key, value) from each partition's reported end offset less one to its true end.
+                       ) -> dict[tuple[str, int], tuple[list[tuple[bytes | None, bytes | None]], int]]:
+    """The records (key, value) from each partition's reported end offset less one to its true end,
+    with how many of them lie at or past the reported end.
 
     Some brokers (Tansu 0.6) report a partition's end offset as the start of its last record
     batch plus one; a fetch from that offset returns the whole batch, and so the records the
-    reported end leaves out. With a broker that reports the true end this is the last record.
+    reported end leaves out. With a broker that reports the true end this is the last record
+    alone, and none lies past the end.
     """
     from aiokafka import TopicPartition
 
@@ -688,7 +702,8 @@ async def last_batches(kafka: KafkaTarget, partitions: list[tuple[str, int]], ti
         ends = await consumer.end_offsets(list(tps))
         starts = {tp: end - 1 for tp, end in ends.items() if end > 0}
         found = await _fetch(consumer, starts, through=starts, timeout=timeout)
-    return {name: [(r.key, r.value) for r in found.get(tp, [])] for tp, name in tps.items()}
+    return {name: ([(r.key, r.value) for r in found.get(tp, [])],
+                   sum(1 for r in found.get(tp, []) if r.offset >= ends[tp])) for tp, name in tps.items()}
 
 
 async def read_range(kafka: KafkaTarget, topic: str, partition: int, start: int, end: int, timeout: float = 30.0
@@ -713,14 +728,15 @@ async def read_after(kafka: KafkaTarget, topic: str, starts: Mapping[int, int], 
     return {tps[tp]: [(r.offset, r.key, r.value or b"") for r in records] for tp, records in found.items()}
 
 
-async def topic_depth(kafka: KafkaTarget, topic: str, known: dict[int, tuple[int, int]],
+async def topic_depth(kafka: KafkaTarget, topic: str, known: dict[int, tuple[int, int]] | None,
                       timeout: float = 10.0) -> int:
     """The messages a topic holds: over its partitions, the true end offset minus the start offset.
 
     A broker may report a partition's end as the start of its last record batch plus one
     (Tansu 0.6), so when a partition's reported end has moved, its last batch is read to find
     the true end. `known` keeps (reported end, true end) per partition between calls, so a
-    partition with nothing new costs no read.
+    partition with nothing new costs no read. With `known` None the reported ends are taken as
+    true (a broker that reports them so: Apache Kafka).
     """
     from aiokafka import TopicPartition
 
@@ -737,12 +753,16 @@ async def topic_depth(kafka: KafkaTarget, topic: str, known: dict[int, tuple[int
             return 0
         starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
+        if known is None:
+            return sum(max(0, ends[tp] - starts[tp]) for tp in tps)
         moved = {tp: ends[tp] - 1 for tp in tps
                  if ends[tp] > starts[tp] and known.get(tp.partition, (-1, -1))[0] != ends[tp]}
         found = await _fetch(consumer, moved, through=moved, timeout=timeout) if moved else {}
     for tp in moved:
         records = found.get(tp) or []
-        known[tp.partition] = (ends[tp], max(ends[tp], records[-1].offset + 1 if records else 0))
+        true_end = max(ends[tp], records[-1].offset + 1 if records else 0)
+        RECOVERED.labels("deadletter_past_reported_end").inc(true_end - ends[tp])
+        known[tp.partition] = (ends[tp], true_end)
     held = 0
     for tp in tps:
         reported, true_end = known.get(tp.partition, (ends[tp], ends[tp]))
@@ -815,6 +835,7 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
     Logging stays as the caller set it up (`monitor.logs.configure`):
     Faust's own set-up, which would replace the root handlers with its format, is skipped.
     """
+    from monitor.embedded.deviations import reports_short_end_offsets
     from monitor.stream.topics import ensure_topics
 
     names = TopicNames.of(settings.topic_prefix)
@@ -827,9 +848,13 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
     if created:
         log.info("created topics: %s", ", ".join(created))
     known = asyncio.run(read_registry_topic(kafka, names.registry))
+    short_end_offsets = asyncio.run(reports_short_end_offsets(kafka))
+    if short_end_offsets:
+        log.info("the broker is the embedded one: its end offsets can fall short, so changelog tails and the "
+                 "dead-letter depth are read past them")
     log.info("registry: %d exporters from the file, %d from %s", len(registry), len(known), names.registry)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust's own files (no table data)
-    worker = StreamWorker(settings, {**registry, **known}, policy)
+    worker = StreamWorker(settings, {**registry, **known}, policy, short_end_offsets=short_end_offsets)
     services = []
     if history:
         from monitor.history.sink import HistorySink

@@ -1,5 +1,5 @@
-"""The history sink on both real brokers (embedded and Apache Kafka): topics into the store, offsets committed after, replays add
-nothing; `monitor sink` alone, and `monitor worker` storing what it publishes."""
+"""The history sink on both real brokers (embedded and Apache Kafka): topics into the store, offsets
+committed after, replays add nothing; `monitor sink` alone, and `monitor worker` storing what it publishes."""
 
 from __future__ import annotations
 
