@@ -1,14 +1,17 @@
-"""`monitor worker` on the embedded broker: throughput, stock lines, breach latency, start-up,
-each beside baselines measured in the same run on the same messages.
+"""`monitor worker` on a real broker: throughput, stock lines, breach latency, start-up,
+each beside baselines measured in the same run on the same messages and the same broker.
 
     python bench/stream_bench.py              # 60 s sustained windows, ~11 minutes in all
     python bench/stream_bench.py --quick      # 15 s windows, a smoke run (~5 minutes)
     python bench/stream_bench.py --json       # also write the figures to bench/out/stream.json
     python bench/stream_bench.py --only throughput,startup
+    python bench/stream_bench.py --broker kafka   # on Apache Kafka (KRaft, one node) instead
     python bench/stream_bench.py --quick --profile /tmp/prof   # and where the worker's time goes (py-spy)
 
-It starts its own embedded broker (Tansu, in memory) and every process it measures, each on
-topics of its own prefix, and stops them all (by pid) when it ends, however it ends.
+It starts its own broker, the embedded one (Tansu, in memory; the default) or with `--broker
+kafka` Apache Kafka 4.x in KRaft mode (one node, broker and controller, from the jars
+tests/services/pom.xml resolves from Maven Central; needs java and mvn), and every process it
+measures, each on topics of its own prefix, and stops them all (by pid) when it ends, however it ends.
 
 1. **throughput**: a backlog of synthetic network events (up to 40 exporters, 3 markets each,
    the days up to today, the simulator's share of bad messages) is produced first; then, one
@@ -924,6 +927,28 @@ def print_windows(title: str, windows: dict[str, Window], unit: str, per_message
               f"{_mib(window.peak_rss_kib):>9s}{note}")
 
 
+class ApacheKafka:
+    """One Apache Kafka node (tests/services/kafka.py) with the embedded broker's start, stop, bootstrap and pid."""
+
+    def __init__(self, cluster: Any) -> None:
+        self.cluster = cluster
+
+    @property
+    def bootstrap(self) -> str:
+        return str(self.cluster.bootstrap)
+
+    @property
+    def pid(self) -> int | None:
+        pid: int | None = self.cluster.nodes[0].pid
+        return pid
+
+    def start(self) -> None:
+        self.cluster.start()
+
+    def stop(self) -> None:
+        self.cluster.remove()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="15 s windows and smaller backlogs: a smoke run")
@@ -932,6 +957,9 @@ def main() -> int:
                                                    "(default 1,500,000; 400,000 with --quick)")
     parser.add_argument("--tickets", type=int, help="tickets in the latency run (default 300; 100 with --quick)")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--broker", choices=("embedded", "kafka"), default="embedded",
+                        help="the broker to measure on: the embedded one (Tansu, default) or Apache Kafka "
+                             "(KRaft, one node, started from its Maven Central jars); baselines run on the same")
     parser.add_argument("--only", default="throughput,stock,latency,startup",
                         help="comma-separated parts to run (default all): throughput, stock, latency, startup")
     parser.add_argument("--json", action="store_true", help="also write the figures to bench/out/stream.json")
@@ -960,7 +988,15 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
                                "window_seconds": duration}
-    broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
+    broker: Any
+    if options.broker == "kafka":
+        from tests.services.kafka import KafkaCluster, kafka_version
+
+        broker = ApacheKafka(KafkaCluster(workdir / "kafka"))
+        broker_name = f"Apache Kafka {kafka_version()} (KRaft, one node)"
+    else:
+        broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
+        broker_name = "embedded broker Tansu (in memory)"
     throughput: dict[str, Window] = {}
     stock: dict[str, Window] = {}
     latency: dict[str, dict[str, Any]] = {}
@@ -970,7 +1006,7 @@ def main() -> int:
     failures: list[str] = []
     try:
         broker.start()
-        progress(f"embedded broker on {broker.bootstrap} (pid {broker.pid}); work directory {workdir}")
+        progress(f"{broker_name} on {broker.bootstrap} (pid {broker.pid}); work directory {workdir}")
         bootstrap = broker.bootstrap
 
         if "throughput" in parts:
@@ -1082,7 +1118,7 @@ def main() -> int:
 
     # ---- the table ----
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {load_before:.2f} "
-          f"before the run, {load_after:.2f} after; embedded broker Tansu (in memory); windows of {duration:.0f} s "
+          f"before the run, {load_after:.2f} after; {broker_name}; windows of {duration:.0f} s "
           f"after a {warm_up:.0f} s warm-up. CPU = cores used by the process (1.00 = one core), broker = the "
           f"broker's, over the window.")
 
