@@ -243,6 +243,7 @@ def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | No
     webhook deliverer (see `monitor deliver`). Ctrl-C or SIGTERM stops it cleanly.
     Settings: the MONITOR_* environment variables (README, Configuration).
     """
+    from aiokafka.errors import KafkaError
     from pydantic import ValidationError
 
     from monitor.obligations.policy import PolicyBook
@@ -269,8 +270,13 @@ def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | No
         raise settings_refused(exc) from None
     from monitor.contracts.policy import DEFAULT_POLICY
 
-    run_worker(settings, registry, policy or PolicyBook(DEFAULT_POLICY), history=not no_history,
-               webhooks=webhooks, delivery=delivery)
+    try:
+        run_worker(settings, registry, policy or PolicyBook(DEFAULT_POLICY), history=not no_history,
+                   webhooks=webhooks, delivery=delivery)
+    except KafkaError as exc:
+        # before the app starts (its topics, the registry topic): a broker down, or one refusing the
+        # connection (TLS, SASL credentials), logged above by aiokafka; once running, Faust reports its own
+        raise click.ClickException(f"could not reach Kafka at {settings.kafka_bootstrap}: {exc!r}") from None
 
 
 def _webhooks(settings: MonitorSettings) -> list[Any]:

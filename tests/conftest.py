@@ -73,6 +73,13 @@ def kafka_bootstrap(request: pytest.FixtureRequest, broker_kind: str) -> str:
     return bootstrap
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `requires(what, available=False)` (tests.services.required.needs, under CI=true) fails."""
+    for mark in item.iter_markers("requires"):
+        if not mark.kwargs.get("available", True):
+            pytest.fail(f"CI=true and {mark.args[0]}", pytrace=False)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """How often each of the worker's workarounds read records itself, per broker, over the session's workers."""
     from tests.streaming import WORKAROUNDS

@@ -5,11 +5,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 
-import pytest
+from tests.services.required import needs
 
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool is not installed (Debian package `prometheus`; .ci/run installs it)")
+needs_promtool = needs(PROMTOOL is not None, "promtool is not installed (apt-get install prometheus)")
 
 
 def promtool_problems(exposition: str) -> str:

@@ -23,6 +23,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from monitor.embedded.broker import free_port
+from monitor.kafka import KafkaTarget, client_options
 from monitor.stream.topics import TopicNames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,8 +153,10 @@ def records_of_lines(lines: Iterable[bytes], names: TopicNames) -> list[Record]:
     return records
 
 
-async def produce(bootstrap: str, records: Sequence[Record]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_request_size=4 * 1024 * 1024)
+async def produce(kafka: KafkaTarget, records: Sequence[Record]) -> None:
+    """Produce `records` and wait for every acknowledgement. `kafka` is the bootstrap servers (plaintext),
+    or aiokafka client options with security (as `monitor.kafka.kafka_client_options` gives)."""
+    producer = AIOKafkaProducer(**client_options(kafka), linger_ms=5, max_request_size=4 * 1024 * 1024)
     await producer.start()
     try:
         futures = [await producer.send(topic, value, key=key) for topic, key, value in records]
@@ -162,11 +165,12 @@ async def produce(bootstrap: str, records: Sequence[Record]) -> None:
         await producer.stop()
 
 
-async def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool] | None = None,
+async def read_topic(kafka: KafkaTarget, topic: str, *, until: Callable[[list[Any]], bool] | None = None,
                      idle: float = 3.0, timeout: float = 120.0, raw: bool = False) -> list[Any]:
     """Every message of `topic` from the beginning: until `until(messages)` holds and no message came
-    for `idle` seconds (or, with no `until`, just until `idle` seconds pass with nothing new)."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+    for `idle` seconds (or, with no `until`, just until `idle` seconds pass with nothing new).
+    `kafka` as for `produce`."""
+    consumer = AIOKafkaConsumer(topic, **client_options(kafka), group_id=None, auto_offset_reset="earliest",
                                 enable_auto_commit=False)
     await consumer.start()
     messages: list[Any] = []

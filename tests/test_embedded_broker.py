@@ -26,9 +26,10 @@ from click.testing import CliRunner
 from monitor.cli import main
 from monitor.embedded.broker import BrokerUnavailable, EmbeddedBroker, free_port, resolve_binary
 from monitor.stream.topics import TopicNames, ensure_topics
+from tests.services.required import needs
 
 KCAT = Path("/usr/bin/kcat")
-needs_kcat = pytest.mark.skipif(not KCAT.exists(), reason="Debian's kcat is not installed (apt-get install kcat)")
+needs_kcat = needs(KCAT.exists(), "Debian's kcat is not installed (apt-get install kcat)")
 
 
 def _topic() -> str:

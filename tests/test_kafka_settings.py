@@ -1,29 +1,23 @@
 """Kafka security and topic settings: from MONITOR_* variables into every client the monitor makes.
 
-The TLS material is made here with the `cryptography` package (a CA, a broker certificate for
-localhost and a client certificate), and the contexts are tried in real TLS handshakes over
-loopback. That the default (PLAINTEXT) still runs a worker, a sink and the simulator against
-the embedded broker is what the stream, history and simulate tests show.
+The TLS material (a CA, a broker certificate for localhost and a client certificate) comes from
+`tests.services.tls`, and the contexts are tried in real TLS handshakes over loopback. That the
+default (PLAINTEXT) still runs a worker, a sink and the simulator against the embedded broker is
+what the stream, history and simulate tests show; `tests/test_kafka_security.py` runs them against
+Apache Kafka with TLS and SCRAM.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import os
 import ssl
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import faust
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
@@ -33,73 +27,12 @@ from monitor.kafka import faust_broker_options, kafka_client_options, kafka_secu
 from monitor.obligations.policy import PolicyBook
 from monitor.settings import MonitorSettings
 from monitor.stream.settings import WorkerSettings
-
-KEY_PASSWORD = "key-pass-Ω"  # noqa: S105 - a test key's password
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path  # encrypted with KEY_PASSWORD
-    client_plain_key: Path  # the same key, unencrypted
-    other_ca: Path  # a CA that signed nothing here
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str, issuer_key: ec.EllipticCurvePrivateKey,
-                 *, ca: bool = False, hosts: tuple[str, ...] = ()) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ca:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-            key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False),
-            critical=True).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    else:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
-    if hosts:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName(h) if not h[0].isdigit() else x509.IPAddress(ipaddress.ip_address(h)) for h in hosts]),
-            critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(path: Path, *items: x509.Certificate | ec.EllipticCurvePrivateKey, password: str | None = None) -> Path:
-    parts = []
-    for item in items:
-        if isinstance(item, x509.Certificate):
-            parts.append(item.public_bytes(serialization.Encoding.PEM))
-        else:
-            encryption: serialization.KeySerializationEncryption = (
-                serialization.BestAvailableEncryption(password.encode()) if password else serialization.NoEncryption())
-            parts.append(item.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
-    path.write_bytes(b"".join(parts))
-    return path
+from tests.services.tls import KEY_PASSWORD, Pki, make_pki
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    folder = tmp_path_factory.mktemp("pki")
-    ca_key, other_key, server_key, client_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(4))
-    ca = _certificate("monitor test CA", ca_key, "monitor test CA", ca_key, ca=True)
-    other = _certificate("another CA", other_key, "another CA", other_key, ca=True)
-    server = _certificate("kafka-1", server_key, "monitor test CA", ca_key, hosts=("localhost", "127.0.0.1"))
-    client = _certificate("monitor-client", client_key, "monitor test CA", ca_key)
-    return Pki(ca=_write(folder / "ca.pem", ca), server_cert=_write(folder / "server.pem", server),
-               server_key=_write(folder / "server.key", server_key), client_cert=_write(folder / "client.pem", client),
-               client_key=_write(folder / "client.key", client_key, password=KEY_PASSWORD),
-               client_plain_key=_write(folder / "client-plain.key", client_key),
-               other_ca=_write(folder / "other-ca.pem", other))
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(autouse=True)
@@ -128,7 +61,7 @@ def _refusal(monkeypatch: pytest.MonkeyPatch, **variables: str | Path) -> dict[s
 
 
 def test_the_default_is_plaintext_to_the_bootstrap_servers(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = _settings(monkeypatch, embedded_bootstrap="k1:9092, k2:9092")
+    settings = _settings(monkeypatch, kafka_bootstrap="k1:9092, k2:9092")
     assert kafka_client_options(settings) == {"bootstrap_servers": "k1:9092, k2:9092", "security_protocol": "PLAINTEXT"}
     assert faust_broker_options(settings) == {"broker": ["kafka://k1:9092", "kafka://k2:9092"],
                                               "broker_credentials": None}
@@ -137,7 +70,7 @@ def test_the_default_is_plaintext_to_the_bootstrap_servers(monkeypatch: pytest.M
 
 
 def test_every_sasl_ssl_setting_lands_in_the_client_options(monkeypatch: pytest.MonkeyPatch, pki: Pki) -> None:
-    settings = _settings(monkeypatch, embedded_bootstrap="b-1.example:9096", kafka_security_protocol="SASL_SSL",
+    settings = _settings(monkeypatch, kafka_bootstrap="b-1.example:9096", kafka_security_protocol="SASL_SSL",
                          kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="monitor",
                          kafka_sasl_password="s3cret", kafka_ssl_cafile=pki.ca)  # noqa: S106 - a test's
     options = kafka_client_options(settings)
@@ -177,7 +110,7 @@ def test_faust_gets_the_same_connection_as_aiokafka(monkeypatch: pytest.MonkeyPa
 def test_the_worker_app_and_the_sink_use_the_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from monitor.stream.worker import StreamWorker
 
-    for name, value in {"embedded_bootstrap": "k1:9093,k2:9093", "kafka_security_protocol": "SASL_PLAINTEXT",
+    for name, value in {"kafka_bootstrap": "k1:9093,k2:9093", "kafka_security_protocol": "SASL_PLAINTEXT",
                         "kafka_sasl_mechanism": "SCRAM-SHA-256", "kafka_sasl_username": "monitor",
                         "kafka_sasl_password": "pw", "topic_replication": "3", "data_dir": str(tmp_path)}.items():
         monkeypatch.setenv(f"MONITOR_{name.upper()}", value)

@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.embedded.broker import free_port
 from tests.promtool import needs_promtool, promtool_problems
+from tests.services.required import needs
 from tests.streaming import ROOT, WorkerProcess, final_alerts, produce, read_topic, unique_names
 
 PROMETHEUS = Path("/usr/bin/prometheus")
@@ -310,8 +311,7 @@ def prometheus_api(base: str, path: str, **query: str) -> Any:
     return document["data"]
 
 
-@pytest.mark.skipif(not PROMETHEUS.exists(),
-                    reason="Debian's prometheus package is not installed (/usr/bin/prometheus missing)")
+@needs(PROMETHEUS.exists(), "Debian's prometheus is not installed (apt-get install prometheus)")
 def test_prometheus_scrapes_the_worker_and_the_api_and_answers_with_their_figures(
         running: Running, tmp_path: Path) -> None:
     port = free_port()

@@ -22,13 +22,14 @@ from monitor.api import create_app
 from monitor.history.store import HistoryStore
 from tests.api.conftest import Filled, LiveServer, PortThatAccepts, Tokens, settings_for
 from tests.api.network import A1, A2, ALL, SEES, alert, at, source
+from tests.services.required import needs
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 MARKET_OBLIGATIONS = ("response_48h", "parts_inventory", "emergency_coverage")
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} to drive the dashboard "
-                                                              "with (Debian package `chromium`)")
+pytestmark = needs(CHROMIUM.exists(), f"no Chromium at {CHROMIUM} to drive the dashboard with "
+                                       "(apt-get install chromium)")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -81,3 +82,25 @@ def active_controller(cluster: KafkaCluster) -> KafkaNode:
     found = re.search(r"^LeaderId:\s+(\d+)", done.stdout, re.MULTILINE)
     assert found, done.stdout
     return cluster.node(int(found.group(1)))
+
+
+async def partition_leaders(bootstrap: str, topics: list[str]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the node id of its leader now (-1 while it has none), from the brokers'
+    metadata; `bootstrap` should name only brokers that answer (not a frozen one)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        return {(topic["topic"], p["partition"]): p["leader"] for topic in await admin.describe_topics(topics)
+                for p in topic["partitions"]}
+    finally:
+        await admin.close()
+
+
+def busiest_leader(cluster: KafkaCluster, leaders: dict[tuple[str, int], int], topics: list[str]) -> KafkaNode:
+    """The broker that leads most partitions of `topics` (the lowest id among equals)."""
+    counts = Counter(leader for (topic, _), leader in leaders.items() if topic in topics and leader >= 0)
+    assert counts, leaders
+    most = max(counts.values())
+    return cluster.node(min(node for node, count in counts.items() if count == most))

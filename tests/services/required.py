@@ -20,3 +20,13 @@ def missing(what: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"CI=true and {what}", pytrace=False)
     pytest.skip(what)
+
+
+def needs(available: bool, what: str) -> pytest.MarkDecorator:
+    """A mark for tests that need a real part: nothing when it is `available`; otherwise the
+    test is skipped with `what` (say what to install), or under CI=true failed at set-up."""
+    if available:
+        return pytest.mark.requires(what, available=True)
+    if in_ci():
+        return pytest.mark.requires(what, available=False)
+    return pytest.mark.skipif(True, reason=what)
