@@ -21,9 +21,9 @@ from monitor.embedded.broker import BrokerUnavailable, EmbeddedBroker, free_port
 from tests.services.kafka import KafkaCluster, KafkaUnavailable
 from tests.services.postgres import OwnPostgres, PostgresUnavailable
 from tests.services.required import missing
+from tests.streaming import BROKER_KINDS, WORKAROUNDS
 
 BROKERS = ("embedded", "kafka")
-_KINDS: dict[str, str] = {}  # bootstrap -> broker kind, for the summary below
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +69,7 @@ def kafka_bootstrap(request: pytest.FixtureRequest, broker_kind: str) -> str:
     else:
         cluster: KafkaCluster = request.getfixturevalue("apache_kafka")
         bootstrap = cluster.bootstrap
-    _KINDS[bootstrap] = broker_kind
+    BROKER_KINDS[bootstrap] = broker_kind
     return bootstrap
 
 
@@ -82,10 +82,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """How often each of the worker's workarounds read records itself, per broker, over the session's workers."""
-    from tests.streaming import WORKAROUNDS
-
-    for bootstrap, tally in sorted(WORKAROUNDS.items(), key=lambda item: _KINDS.get(item[0], item[0])):
-        kind = _KINDS.get(bootstrap, bootstrap)
+    for bootstrap, tally in sorted(WORKAROUNDS.items(), key=lambda item: BROKER_KINDS.get(item[0], item[0])):
+        kind = BROKER_KINDS.get(bootstrap, bootstrap)
         counts = ", ".join(f"{name} {count:.0f}" for name, count in sorted(tally.items()))
         terminalreporter.write_line(f"worker workarounds on {kind} ({bootstrap}): records read directly: {counts}")
 

@@ -38,6 +38,7 @@ Record = tuple[str, bytes | None, bytes]  # (full topic name, key, value)
 # per bootstrap: how many records each of the worker's workarounds read itself (monitor_workaround_records_total),
 # summed over the workers the session ran, read from each worker's /metrics before it stops (printed at the end)
 WORKAROUNDS: dict[str, dict[str, float]] = {}
+BROKER_KINDS: dict[str, str] = {}  # bootstrap -> which broker it is, for the summary
 
 
 def unique_names() -> TopicNames:

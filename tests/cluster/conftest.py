@@ -17,6 +17,7 @@ import pytest
 
 from tests.services.kafka import KafkaCluster, KafkaNode, KafkaUnavailable, run_tool
 from tests.services.required import missing
+from tests.streaming import BROKER_KINDS
 
 REPLICATION = 3
 MIN_INSYNC = 2
@@ -31,6 +32,7 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClu
         cluster.start()
     except KafkaUnavailable as exc:
         missing(f"Apache Kafka cannot run: {exc}")
+    BROKER_KINDS[cluster.bootstrap] = "the three-broker Apache Kafka cluster"
     try:
         yield cluster
     finally:
