@@ -251,8 +251,8 @@ class OffsetProbe:
     async def _partitions(self, topics: tuple[str, ...]) -> list[Any]:
         from aiokafka import TopicPartition
 
-        await self.consumer.topics()  # fresh metadata
-        return [TopicPartition(t, p) for t in topics for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+        cluster = await self.consumer._client.fetch_all_metadata()  # fresh metadata (it updates no client state)
+        return [TopicPartition(t, p) for t in topics for p in sorted(cluster.partitions_for_topic(t) or ())]
 
     async def _committed(self, topics: tuple[str, ...]) -> dict[Any, int]:
         await self._clients()

@@ -49,9 +49,11 @@ class WorkerProcess:
     """A `monitor worker` in its own process (and process group), with its own log file."""
 
     def __init__(self, bootstrap: str, names: TopicNames, log_dir: Path, *, app_id: str | None = None,
-                 env: dict[str, str] | None = None, name: str = "worker", options: Sequence[str] = ()) -> None:
+                 env: dict[str, str] | None = None, name: str = "worker", options: Sequence[str] = (),
+                 arguments: Sequence[str] = ()) -> None:
         self.bootstrap = bootstrap
         self.options = list(options)  # `monitor` options before the command, like -v
+        self.arguments = list(arguments)  # the worker command's own options, like --no-history
         self.names = names
         self.web_port = free_port()
         self.log_path = log_dir / f"{name}-{self.web_port}.log"
@@ -64,7 +66,8 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "monitor", *self.options, "worker"], env=self.env,
+        self.process = subprocess.Popen([sys.executable, "-m", "monitor", *self.options, "worker", *self.arguments],
+                                        env=self.env,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
         log.close()
         return self

@@ -29,6 +29,9 @@ _SHORT = {
     "by_exporter": "events-by-exporter",
 }
 _COMPACTED = ("registry", "compliance")  # latest value per key is the state: compacted, never deleted
+# A dead letter carries its input whole (base64 when not UTF-8, JSON-escaped otherwise), so it can be
+# several times an input message at the broker's limit (Apache Kafka: 1 MiB): its topic takes up to this
+DEADLETTER_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ async def ensure_topics(kafka: KafkaTarget, names: TopicNames, partitions: int =
             config = dict(extra_config or {})
             if topic in compacted:
                 config["cleanup.policy"] = "compact"
+            if topic == names.deadletter:
+                config.setdefault("max.message.bytes", str(DEADLETTER_MAX_MESSAGE_BYTES))
             new.append(NewTopic(topic, partitions, replication, topic_configs=config))
         response = await admin.create_topics(new)
         created: list[str] = []

@@ -317,7 +317,15 @@ class StreamWorker:
                  extra={"topic": origin.topic, "partition": origin.partition, "offset": origin.offset,
                         "reason": kind, **_readable_ids(value)})
         document = rejected(origin, value, reason, errors, prefix=self.settings.topic_prefix)
-        await self.deadletter.send(key=origin.key, value=orjson.dumps(document))
+        sent = await self.deadletter.send(key=origin.key, value=orjson.dumps(document))
+
+        def check(future: Any) -> None:  # the input stays on its topic: say where, so it can be recovered
+            exc = future.exception()
+            if exc is not None:
+                log.error("the dead letter of %s[%d]@%d could not be written to %s: %r", origin.topic,
+                          origin.partition, origin.offset, self.names.deadletter, exc)
+
+        asyncio.ensure_future(sent).add_done_callback(check)
 
     # ---- stage 2: judging -----------------------------------------------------------------------
 

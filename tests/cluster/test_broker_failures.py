@@ -52,7 +52,7 @@ from tests.streaming import (
 PRODUCE_SECONDS = 30.0  # the example's events, spread evenly over this long
 TICK = 0.1  # a slice of them every TICK seconds
 FAULT_AT = 4.0  # seconds into producing
-DOWN = 8.0  # how long a node stays killed (then it takes some seconds to start)
+DOWN = 12.0  # how long a node stays killed, past the broker session timeout (then it takes seconds to start)
 FROZEN = 13.0  # how long a broker stays frozen: longer than broker.session.timeout.ms (9 s)
 READY_TIMEOUT = 120.0
 SETTLE_TIMEOUT = 240.0  # generous: the two cores are shared
@@ -250,31 +250,51 @@ class AlertWatch:
         assert self.error is None, repr(self.error)
 
 
-def wait_settled(group: Sequence[WorkerProcess], watch: AlertWatch, expected: Expected, since: float) -> float:
-    """Seconds from `since` until the expected alerts stand and every valid event was judged (and
-    then nothing new came for IDLE seconds); fails with what differs."""
-    settled_at: float | None = None
-    deadline = time.monotonic() + SETTLE_TIMEOUT
-    standing: dict[str, str] = {}
-    count = 0
-    while time.monotonic() < deadline:
-        for worker in group:
-            assert worker.process is not None and worker.process.poll() is None, worker.tail()
-        standing, count = watch.standing(), sum(judged(metrics(worker)) for worker in group)
-        done = standing == expected.wanted and count >= expected.valid
-        if done and settled_at is None:
-            settled_at = time.monotonic()
-        elif not done:
-            settled_at = None
-        if settled_at is not None and time.monotonic() - max(settled_at, watch.last_at) >= IDLE:
-            return settled_at - since
-        time.sleep(0.5)
-    wanted = expected.wanted
-    differ = {k: (standing.get(k), wanted.get(k)) for k in standing.keys() | wanted.keys()
-              if standing.get(k) != wanted.get(k)}
-    raise AssertionError(f"not settled after {SETTLE_TIMEOUT:.0f} s: {count} of {expected.valid} events judged; "
-                         f"{len(differ)} alerts differ (stream, evaluate), e.g. {sorted(differ.items())[:5]}\n"
-                         + "\n".join(worker.tail() for worker in group))
+class Settling(threading.Thread):
+    """Watches, from the start of producing, whether the expected alerts stand and every valid event
+    was judged; `since` is when that last became true (None while it is not)."""
+
+    def __init__(self, group: Sequence[WorkerProcess], watch: AlertWatch, expected: Expected) -> None:
+        super().__init__(daemon=True)
+        self.group, self.watch, self.expected = group, watch, expected
+        self.since: float | None = None
+        self.standing: dict[str, str] = {}
+        self.count = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            standing = self.watch.standing()
+            count = sum(judged(metrics(worker)) for worker in self.group)
+            self.standing, self.count = standing, count
+            done = standing == self.expected.wanted and count >= self.expected.valid
+            if not done:
+                self.since = None
+            elif self.since is None:
+                self.since = time.monotonic()
+            time.sleep(0.5)
+
+    def wait(self) -> float:
+        """The moment the run settled: the expected alerts stand, every valid event was judged, and
+        nothing new came for IDLE seconds since; fails with what differs."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        try:
+            while time.monotonic() < deadline:
+                for worker in self.group:
+                    assert worker.process is not None and worker.process.poll() is None, worker.tail()
+                since = self.since
+                if since is not None and time.monotonic() - max(since, self.watch.last_at) >= IDLE:
+                    return since
+                time.sleep(0.5)
+        finally:
+            self.stopping.set()
+            self.join(timeout=10)
+        wanted, standing = self.expected.wanted, self.standing
+        differ = {k: (standing.get(k), wanted.get(k)) for k in standing.keys() | wanted.keys()
+                  if standing.get(k) != wanted.get(k)}
+        raise AssertionError(f"not settled after {SETTLE_TIMEOUT:.0f} s: {self.count} of {self.expected.valid} "
+                             f"events judged; {len(differ)} alerts differ (stream, evaluate), e.g. "
+                             f"{sorted(differ.items())[:5]}\n" + "\n".join(worker.tail() for worker in self.group))
 
 
 # ---- the history store ----------------------------------------------------------------------------
@@ -337,7 +357,7 @@ def changes(*samples: dict[tuple[str, int], int]) -> int:
 
 def run_across(cluster: KafkaCluster, tmp_path: Path, expected: Expected, name: str,
                fault: Callable[[TopicNames, list[str]], tuple[KafkaNode, Callable[[], None], KafkaNode | None]],
-               down: float, workers: int = 1) -> None:
+               down: float, done_to_it: str, workers: int = 1) -> None:
     """Produce the example events across `fault` (given the names and the topics to watch, it picks
     a node, acts on it and returns the node, how to restore it, and a broker not to ask meanwhile)
     and check what the workers (`workers` of them, in one group, sharing one history store) made
@@ -355,6 +375,8 @@ def run_across(cluster: KafkaCluster, tmp_path: Path, expected: Expected, name: 
         topics = [*names.inputs, names.internal(group[0].app_id), names.alerts]
         before = leaders_now(cluster, topics)
         watch = AlertWatch(cluster.bootstrap, names.alerts).start()
+        settling = Settling(group, watch, expected)
+        settling.start()
         producer = SteadyProducer(cluster.bootstrap, records)
         producer.start()
         producer.at(FAULT_AT)
@@ -366,7 +388,7 @@ def run_across(cluster: KafkaCluster, tmp_path: Path, expected: Expected, name: 
         back = time.monotonic()
         produced = producer.finish()
         acknowledged = time.monotonic()
-        settled = wait_settled(group, watch, expected, back)
+        settled_at = settling.wait()
         figures = [metrics(worker) or {} for worker in group]
         after = leaders_now(cluster, topics)
         latest = watch.latest()
@@ -382,9 +404,10 @@ def run_across(cluster: KafkaCluster, tmp_path: Path, expected: Expected, name: 
     refetched = sum(int(f.get("monitor_envelopes_refetched_total", 0.0)) for f in figures)
     print(f"\n{name}: node {node.node_id}, {workers} worker(s) ready in {ready:.1f} s; {len(records)} records "
           f"produced in {produced:.1f} s ({producer.resent} sent again; send failures {producer.failures}); "
-          f"fault {FAULT_AT:.0f} s into producing, {down:.0f} s of it {'frozen' if away is node else 'killed'}, "
-          f"{back - fault_started:.1f} s until the node answered again; alerts settled {settled:.1f} s after the "
-          f"node was back ({settled - (acknowledged - back):.1f} s after the last record was acknowledged); "
+          f"fault {FAULT_AT:.0f} s into producing, {done_to_it} for {down:.0f} s, "
+          f"{back - fault_started:.1f} s until it answered again; alerts settled {settled_at - fault_started:.1f} s "
+          f"after the fault began, {settled_at - back:+.1f} s from the node's return, "
+          f"{settled_at - acknowledged:+.1f} s from the last record's acknowledgement; "
           f"{count} events judged of {expected.valid} valid (per worker {[judged(f) for f in figures]}); "
           f"{duplicates} duplicates; {refetched} envelopes refetched; partition leaderships changed: "
           f"{changes(before, during)} during the fault, {changes(during, after)} after it; {len(latest)} alert ids "
@@ -413,7 +436,7 @@ def test_killing_the_busiest_partition_leader_loses_nothing(whole_cluster: Kafka
 
         return node, restart, node
 
-    run_across(cluster, tmp_path, expected, "broker killed", kill_leader, DOWN, workers=2)
+    run_across(cluster, tmp_path, expected, "broker killed", kill_leader, DOWN, "killed", workers=2)
 
 
 def test_killing_the_active_controller_loses_nothing(whole_cluster: KafkaCluster, tmp_path: Path,
@@ -432,7 +455,7 @@ def test_killing_the_active_controller_loses_nothing(whole_cluster: KafkaCluster
 
         return node, restart, None
 
-    run_across(cluster, tmp_path, expected, "controller killed", kill_controller, DOWN)
+    run_across(cluster, tmp_path, expected, "controller killed", kill_controller, DOWN, "killed")
     print(f"the quorum's leader while controller was down: {replaced}")
 
 
@@ -446,4 +469,4 @@ def test_freezing_a_broker_past_its_session_loses_nothing(whole_cluster: KafkaCl
         node.freeze()
         return node, node.thaw, node
 
-    run_across(cluster, tmp_path, expected, "broker frozen", freeze_leader, FROZEN)
+    run_across(cluster, tmp_path, expected, "broker frozen", freeze_leader, FROZEN, "frozen")

@@ -17,7 +17,7 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from monitor.stream.topics import TopicNames
+from monitor.stream.topics import DEADLETTER_MAX_MESSAGE_BYTES, TopicNames
 from tests.cluster.conftest import MIN_INSYNC, REPLICATION
 from tests.postgres import run_apart
 from tests.services.kafka import _QUIET_LOG4J, KafkaCluster
@@ -58,7 +58,8 @@ async def describe(bootstrap: str, topics: list[str]) -> dict[str, dict[str, Any
             for _code, _message, _kind, name, entries in response.resources:
                 configs = {entry[0]: entry[1] for entry in entries}
                 found[name]["config"] = {key: configs.get(key) for key in
-                                         ("cleanup.policy", "min.insync.replicas", "retention.ms")}
+                                         ("cleanup.policy", "min.insync.replicas", "retention.ms",
+                                                       "max.message.bytes")}
         return found
     finally:
         await admin.close()
@@ -85,6 +86,8 @@ def test_the_deploy_job_makes_the_topics_a_worker_expects(whole_cluster: KafkaCl
         assert found["config"]["min.insync.replicas"] == str(MIN_INSYNC), topic
         wanted_policy = "compact" if topic in names.compacted else "delete"
         assert found["config"]["cleanup.policy"] == wanted_policy, topic
+    # a dead letter carries its input whole: its topic takes what the worker's own creation gives it
+    assert topics[names.deadletter]["config"]["max.message.bytes"] == str(DEADLETTER_MAX_MESSAGE_BYTES)
     print(f"\ndeploy topics job: {len(topics)} topics, {PARTITIONS} partitions each, replication {REPLICATION}, "
           f"min.insync.replicas={MIN_INSYNC}; compacted: {', '.join(sorted(names.compacted))}")
 
