@@ -436,7 +436,7 @@ def test_killing_the_busiest_partition_leader_loses_nothing(whole_cluster: Kafka
 
         return node, restart, node
 
-    run_across(cluster, tmp_path, expected, "broker killed", kill_leader, DOWN, "killed", workers=2)
+    run_across(cluster, tmp_path, expected, "broker killed", kill_leader, DOWN, "killed")
 
 
 def test_killing_the_active_controller_loses_nothing(whole_cluster: KafkaCluster, tmp_path: Path,
