@@ -78,7 +78,7 @@ def sqlite_url(path: Path) -> str:
 def settings_for(url: str, tokens: Tokens, **changes: Any) -> ApiSettings:
     """Settings naming everything explicitly, so nothing in the environment leaks into a test."""
     values: dict[str, Any] = {"database_url": url, "api_tokens": tokens.path, "data_dir": tokens.path.parent,
-                              "embedded_bootstrap": NO_BROKER, "as_of": AS_OF, "ready_timeout_seconds": 2.0}
+                              "kafka_bootstrap": NO_BROKER, "as_of": AS_OF, "ready_timeout_seconds": 2.0}
     values.update(changes)
     return ApiSettings(**values)
 
@@ -227,7 +227,7 @@ def live_api(filled: Filled, tokens: Tokens, tmp_path_factory: pytest.TempPathFa
     ready: its broker check connects to a port that accepts."""
     mine = filled.copy(tmp_path_factory.mktemp("live-store"))
     with PortThatAccepts() as bootstrap, LiveServer(create_app(settings_for(mine.url, tokens,
-                                                                            embedded_bootstrap=bootstrap))) as live:
+                                                                            kafka_bootstrap=bootstrap))) as live:
         yield live.url
 
 
@@ -236,5 +236,5 @@ def live_api_on_postgres(postgres_network: tuple[str, Network], tokens: Tokens) 
     """Base URL of the app served by a real uvicorn over the PostgreSQL test store (read-only use)."""
     url, _ = postgres_network
     with PortThatAccepts() as bootstrap, LiveServer(create_app(settings_for(url, tokens,
-                                                                            embedded_bootstrap=bootstrap))) as live:
+                                                                            kafka_bootstrap=bootstrap))) as live:
         yield live.url

@@ -34,7 +34,7 @@ async def test_liveness_answers_without_a_token(api: Api) -> None:
 
 
 async def test_ready_when_the_store_and_a_broker_answer(filled: Filled, tokens: Tokens, broker_port: int) -> None:
-    app = create_app(settings_for(filled.url, tokens, embedded_bootstrap=f"127.0.0.1:9,127.0.0.1:{broker_port}"))
+    app = create_app(settings_for(filled.url, tokens, kafka_bootstrap=f"127.0.0.1:9,127.0.0.1:{broker_port}"))
     async for api in serve_in_process(app, tokens, filled.network):
         response = await api.client.get("/readyz")
         assert response.status_code == 200

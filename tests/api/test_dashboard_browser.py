@@ -50,7 +50,7 @@ def site(filled: Filled, tokens: Tokens, tmp_path_factory: pytest.TempPathFactor
     """The app on a real uvicorn over a private copy of the test store (the tests add alerts to it)."""
     mine = filled.copy(tmp_path_factory.mktemp("dashboard-store"))
     with PortThatAccepts() as bootstrap, \
-            LiveServer(create_app(settings_for(mine.url, tokens, embedded_bootstrap=bootstrap))) as live:
+            LiveServer(create_app(settings_for(mine.url, tokens, kafka_bootstrap=bootstrap))) as live:
         yield Site(live.url, mine.url, tokens)
 
 

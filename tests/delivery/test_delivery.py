@@ -209,7 +209,7 @@ async def test_a_delivery_older_than_the_max_age_expires_shows_in_the_api_and_th
         regulator, a1, a2 = (create_token(tokens, "regulator"), create_token(tokens, "automaker", [A1]),
                              create_token(tokens, "automaker", [A2]))
         app = create_app(ApiSettings(database_url=store_url, api_tokens=tokens, data_dir=tmp_path,
-                                     embedded_bootstrap="127.0.0.1:9"), store=store)
+                                     kafka_bootstrap="127.0.0.1:9"), store=store)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
             async def get(token: str, **params: str) -> httpx.Response:
                 return await client.get("/api/v1/webhooks/deliveries", params=params,
