@@ -66,17 +66,17 @@ def at(moment: datetime) -> str:
 
 def scenario_records(prefix: str, now: datetime) -> tuple[list[tuple[str, bytes, bytes]], datetime]:
     """A ticket whose deadline comes a few seconds after it is produced, an outlet heartbeat and a stock
-    report (ten minutes old), and four bad messages of distinct kinds."""
+    report (two minutes old: the exporter's data is current), and four bad messages of distinct kinds."""
     opened = now - timedelta(hours=48) + timedelta(seconds=6)
     ticket = {"event_id": "e-1001-open", "type": "opened", "ticket_id": TICKET, "exporter_id": EXPORTER,
               "market": "KE", "vin": VIN, "occurred_at": at(opened)}
     outlet = {"event_id": "o-ke-01", "exporter_id": EXPORTER, "outlet_id": "OUT-KE-01", "market": "KE",
               "status": "operational", "capabilities": ["maintenance", "emergency_rescue_24h"],
-              "occurred_at": at(now - timedelta(minutes=10))}
+              "occurred_at": at(now - timedelta(minutes=2))}
     stock = {"event_id": "s-ke-1", "exporter_id": EXPORTER, "market": "KE", "depot_id": "DEP-KE-1",
              "lines": [{"part_number": "LRN-INV-100", "quantity_on_hand": 2},
                        {"part_number": "LRN-IBS-101", "quantity_on_hand": 0}],
-             "occurred_at": at(now - timedelta(minutes=10))}
+             "occurred_at": at(now - timedelta(minutes=2))}
     naive = ticket | {"event_id": "e-2002-open", "ticket_id": "T-2002", "occurred_at": "2026-03-01T10:00:00"}
     no_vin = {k: v for k, v in ticket.items() if k != "vin"} | {"event_id": "e-2003-open", "ticket_id": "T-2003"}
     records = [
@@ -245,10 +245,10 @@ def test_the_age_of_each_judged_event_is_measured_by_topic(running: Running) -> 
     # the ticket was opened two days less a few seconds before it was judged
     assert value(found, "monitor_event_processing_lag_seconds_bucket", le="86400.0", **tickets) == 0
     assert value(found, "monitor_event_processing_lag_seconds_bucket", le="172800.0", **tickets) == 1
-    # the outlet heartbeat and the stock report were ten minutes old
+    # the outlet heartbeat and the stock report were two minutes old
     for topic in ("outlet-status", "parts-stock"):
-        assert value(found, "monitor_event_processing_lag_seconds_bucket", le="300.0", topic=topic) == 0, topic
-        assert value(found, "monitor_event_processing_lag_seconds_bucket", le="900.0", topic=topic) == 1, topic
+        assert value(found, "monitor_event_processing_lag_seconds_bucket", le="60.0", topic=topic) == 0, topic
+        assert value(found, "monitor_event_processing_lag_seconds_bucket", le="300.0", topic=topic) == 1, topic
 
 
 def test_a_breach_raised_by_the_clock_is_measured_against_its_deadline(running: Running) -> None:
@@ -268,6 +268,18 @@ def test_a_breach_raised_by_the_clock_is_measured_against_its_deadline(running: 
         assert lag is not None and abs(lag - (raised - running.deadline).total_seconds()) < 1e-3
     else:  # a machine so slow that the ticket was first judged past its deadline: no timer was involved
         assert count == 0
+
+
+def test_each_exporters_data_freshness_and_the_event_loops_lag_are_shown(running: Running) -> None:
+    found = samples(scrape(worker_url(running)))
+    states = {lab["state"]: v for n, lab, v in found if n == "monitor_exporter_clock_state" and lab["exporter"] == EXPORTER}
+    assert states == {"current": 1.0, "backlog": 0.0, "quiet": 0.0}, "its latest events are two minutes old"
+    lag = value(found, "monitor_exporter_data_lag_seconds", exporter=EXPORTER)
+    assert lag is not None and 120 <= lag < 120 + 600, lag
+    assert (value(found, "monitor_event_loop_lag_seconds_count") or 0) > 0
+    freshness = running.snapshot["freshness"]
+    assert (freshness["state"], freshness["clock"]) == ("current", "wall_clock")
+    assert freshness["latest_event_at"] is not None and freshness["lag_seconds"] >= 120
 
 
 def test_the_dead_letters_held_are_counted_from_the_topic(running: Running) -> None:

@@ -3,6 +3,11 @@ at warn_at and the breach at the deadline with no further event, retracts a prov
 an answer that occurred in time arrives late, resolves it when the answer occurred after the deadline
 (OBLIGATIONS.md, Time and response_48h), and turns a duplicated event into one alert, not two.
 
+The exporter is live in these tests: an outlet heartbeat of the present comes with its old ticket,
+so its clock runs on the wall clock ("current"). An exporter that sent only the old ticket runs on
+its own event time until it has been quiet for MONITOR_CLOCK_IDLE_AFTER_SECONDS; then its deadlines
+fire on the wall clock too (the last test).
+
 Latency is printed, never asserted: only "it never arrived" fails, after a generous timeout.
 """
 
@@ -40,6 +45,13 @@ def ticket(names: TopicNames, event_id: str, kind: str, ticket_id: str, at: date
     return names.tickets, ticket_id.encode(), orjson.dumps(value)
 
 
+def heartbeat(names: TopicNames, event_id: str) -> tuple[str, bytes, bytes]:
+    """An outlet status of EXP-001 occurring now: the exporter's data is current."""
+    value = {"event_id": event_id, "exporter_id": EXPORTER, "outlet_id": "O-LIVE", "market": "KE",
+             "status": "operational", "capabilities": ["maintenance"], "occurred_at": wall_now().isoformat()}
+    return names.outlets, b"O-LIVE", orjson.dumps(value)
+
+
 def response_alerts(messages: list[dict[str, Any]], ticket_id: str,
                     severity: str | None = None) -> list[dict[str, Any]]:
     """The response_48h messages of a ticket's first cycle, in publication order."""
@@ -75,7 +87,7 @@ def test_breach_is_raised_at_the_deadline_with_no_further_event(kafka_bootstrap:
         print(f"worker ready in {worker.wait_ready():.1f} s")
         opened = wall_now() - timedelta(hours=48) + timedelta(seconds=4)
         deadline = opened + timedelta(hours=48)
-        asyncio.run(produce(kafka_bootstrap, [ticket(names, "d-1", "opened", "T-DUE", opened)]))
+        asyncio.run(produce(kafka_bootstrap, [heartbeat(names, "hb-d"), ticket(names, "d-1", "opened", "T-DUE", opened)]))
 
         messages = wait_for(kafka_bootstrap, names, "T-DUE", "breach", "open", worker=worker)
         assert worker.process is not None and worker.process.poll() is None, worker.tail()
@@ -107,7 +119,7 @@ def test_warning_is_raised_at_warn_at_with_no_further_event(kafka_bootstrap: str
         worker.wait_ready()
         opened = wall_now() - timedelta(hours=36) + timedelta(seconds=4)
         warn_at = opened + timedelta(hours=36)
-        asyncio.run(produce(kafka_bootstrap, [ticket(names, "w-1", "opened", "T-RISK", opened)]))
+        asyncio.run(produce(kafka_bootstrap, [heartbeat(names, "hb-w"), ticket(names, "w-1", "opened", "T-RISK", opened)]))
 
         messages = wait_for(kafka_bootstrap, names, "T-RISK", "warning", "open", worker=worker)
         assert worker.process is not None and worker.process.poll() is None, worker.tail()
@@ -127,7 +139,7 @@ def test_late_answer_in_time_retracts_the_breach_and_one_after_the_deadline_reso
         worker.wait_ready()
         opened = wall_now() - timedelta(hours=48, seconds=30)
         deadline = opened + timedelta(hours=48)
-        asyncio.run(produce(kafka_bootstrap, [ticket(names, "r-1", "opened", "T-INTIME", opened),
+        asyncio.run(produce(kafka_bootstrap, [heartbeat(names, "hb-r"), ticket(names, "r-1", "opened", "T-INTIME", opened),
                                               ticket(names, "l-1", "opened", "T-LATE", opened)]))
         wait_for(kafka_bootstrap, names, "T-INTIME", "breach", "open", worker=worker)
         wait_for(kafka_bootstrap, names, "T-LATE", "breach", "open", worker=worker)
@@ -169,7 +181,7 @@ def test_a_duplicated_event_raises_one_alert(kafka_bootstrap: str, tmp_path: Pat
         worker.wait_ready()
         opened = wall_now() - timedelta(hours=48, seconds=30)
         record = ticket(names, "dup-1", "opened", "T-TWICE", opened)
-        asyncio.run(produce(kafka_bootstrap, [record, record]))
+        asyncio.run(produce(kafka_bootstrap, [heartbeat(names, "hb-t"), record, record]))
         wait_for(kafka_bootstrap, names, "T-TWICE", "breach", "open", worker=worker)
         # once more, after the breach was raised: a redelivery long after the first copy
         asyncio.run(produce(kafka_bootstrap, [record]))
@@ -185,3 +197,24 @@ def test_a_duplicated_event_raises_one_alert(kafka_bootstrap: str, tmp_path: Pat
     # at least once: a rebalance may deliver a copy more, never fewer
     assert consumed >= 3
     assert duplicates >= 2, "both later copies are recognised as duplicates by event_id"
+
+
+def test_a_quiet_exporters_deadline_fires_on_the_wall_clock(kafka_bootstrap: str, tmp_path: Path) -> None:
+    names = unique_names()
+    quiet_after = 3.0
+    with WorkerProcess(kafka_bootstrap, names, tmp_path,
+                       env={"MONITOR_CLOCK_IDLE_AFTER_SECONDS": str(quiet_after)}) as worker:
+        worker.wait_ready()
+        # its only event is two days old: its data is behind, so the clock waits for more of it ...
+        opened = wall_now() - timedelta(hours=48) - timedelta(seconds=30)
+        deadline = opened + timedelta(hours=48)
+        asyncio.run(produce(kafka_bootstrap, [ticket(names, "q-1", "opened", "T-QUIET", opened)]))
+        # ... until nothing more has come for MONITOR_CLOCK_IDLE_AFTER_SECONDS: then the wall clock runs
+        messages = wait_for(kafka_bootstrap, names, "T-QUIET", "breach", "open", worker=worker)
+        assert worker.process is not None and worker.process.poll() is None, worker.tail()
+
+    [breach] = response_alerts(messages, "T-QUIET", "breach")
+    assert moment(breach["opened_at"]) == deadline
+    assert breach["clock"] == "wall_clock", "raised on silence, not shown by the exporter's data"
+    print(f"breach raised {(moment(breach['raised_at']) - deadline).total_seconds():+.3f} s after the deadline, "
+          f"quiet after {quiet_after} s")

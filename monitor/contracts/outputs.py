@@ -30,6 +30,21 @@ class AlertStatus(StrEnum):
     retracted = "retracted"  # late data showed it never applied
 
 
+class AlertClock(StrEnum):
+    """Which clock raised an alert (OBLIGATIONS.md, Time)."""
+
+    wall_clock = "wall_clock"  # inferred from silence: late data may still disprove it
+    event_time = "event_time"  # shown by the exporter's own data
+
+
+class ClockState(StrEnum):
+    """How an exporter's live clock runs (OBLIGATIONS.md, Time)."""
+
+    current = "current"  # its data is at most `clock.lag_bound` behind: wall clock
+    backlog = "backlog"  # it delivers data that is behind: its own event time
+    quiet = "quiet"  # nothing from it for `clock.idle_after` while the worker has read everything: wall clock
+
+
 class ComplianceAlert(OutputMessage):
     """One alert in its current status; key `alert_id`. Published at each transition."""
 
@@ -43,6 +58,9 @@ class ComplianceAlert(OutputMessage):
     opened_at: datetime = Field(description="event time the breach or risk began")
     resolved_at: datetime | None = Field(description="event time it ended; null while open")
     raised_at: datetime | None = Field(description="when the monitor published it; null from evaluate")
+    clock: AlertClock | None = Field(
+        None, description="live: which clock raised it (event_time: the exporter's data shows it; wall_clock: "
+                          "inferred from silence, late data may still disprove it); null from evaluate")
     renewal_relevant: bool
     policy_version: str
     accountable: list[str] = Field(
@@ -95,12 +113,22 @@ class ExporterFigures(OutputMessage):
     network_size: NetworkSizeFigure
 
 
+class Freshness(OutputMessage):
+    """How current an exporter's data is, so that "no breaches" can be told from "no data"."""
+
+    latest_event_at: datetime | None = Field(description="the latest occurred_at received from the exporter")
+    lag_seconds: float | None = Field(description="how far latest_event_at is behind the wall clock, at as_of")
+    clock: AlertClock = Field(description="the clock its figures and alerts run on now")
+    state: ClockState
+
+
 class ComplianceSnapshot(MarketFigures):
     """Live figures of one exporter in one market; key `exporter_id:market` (compacted)."""
 
     as_of: datetime
     policy_version: str
     network_size: NetworkSizeFigure
+    freshness: Freshness | None = Field(None, description="the exporter's data freshness (live workers)")
 
 
 class RejectedMessage(OutputMessage):

@@ -35,9 +35,10 @@ def transition_hash(prev_hash: str, message: dict[str, Any]) -> str:
 
 
 def same_fact(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two alert messages say the same thing, when they were raised aside: a
-    republished message equal to the latest transition is a repeat, not a transition."""
-    return canonical_json({**a, "raised_at": None}) == canonical_json({**b, "raised_at": None})
+    """Whether two alert messages say the same thing, when and by which clock they were raised
+    aside: a republished message equal to the latest transition is a repeat, not a transition."""
+    return canonical_json({**a, "raised_at": None, "clock": None}) == canonical_json({**b, "raised_at": None,
+                                                                                        "clock": None})
 
 
 class ChainCheck(BaseModel):

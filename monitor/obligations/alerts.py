@@ -56,7 +56,7 @@ class AlertRecord:
             "obligation": self.obligation.value, "severity": self.severity.value, "status": status,
             "subject": self.subject, "opened_at": stamp(self.opened_at),
             "resolved_at": stamp(self.resolved_at) if status == "resolved" and self.resolved_at is not None else None,
-            "raised_at": None if raised_at is None else stamp(raised_at),
+            "raised_at": None if raised_at is None else stamp(raised_at), "clock": None,
             "renewal_relevant": self.renewal_relevant, "policy_version": self.policy_version,
             "accountable": accountable, "evidence": self.evidence,
         }

@@ -33,6 +33,8 @@ from typing import Any
 from monitor.contracts.events import ServiceTicketEvent
 from monitor.contracts.registry import ExporterRegistration
 from monitor.obligations.alerts import AlertRecord
+from monitor.contracts.outputs import ClockState
+from monitor.obligations.clock import IDLE_AFTER, LAG_BOUND, ExporterClock, InputProgress
 from monitor.obligations.engine import ComplianceEngine, InputEvent
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.quality import Finding
@@ -83,8 +85,10 @@ class LiveExporter:
 
     def __init__(self, exporter_id: str, registry: Mapping[str, ExporterRegistration], policy: PolicyBook, *,
                  horizon: Micros = 7 * 24 * HOUR, checkpoint_every: int = 5000,
-                 published: Published | None = None) -> None:
+                 published: Published | None = None, clock: ExporterClock | None = None) -> None:
         self.exporter_id = exporter_id
+        self.clock = clock if clock is not None else ExporterClock()
+        self.freshness_reported: tuple[Any, ...] | None = None  # the clock's `reported()` last put in snapshots
         self.registry = registry
         self.policy = policy
         self.horizon = horizon
@@ -354,6 +358,7 @@ class LiveExporter:
 
     def _publish(self, record: AlertRecord, clock: Micros, changes: Changes) -> None:
         message = record.message(clock, self.accountable, raised_at=clock)
+        message["clock"] = self.clock.raised_by(record.opened_at).value
         previous = self.published.get(record.alert_id)
         if previous is not None and _same(previous, message):
             return
@@ -364,7 +369,7 @@ class LiveExporter:
         previous = self.published.get(alert_id)
         if previous is None or previous["status"] == "retracted":
             return
-        message = {**previous, "status": "retracted", "raised_at": stamp(clock)}
+        message = {**previous, "status": "retracted", "raised_at": stamp(clock), "clock": "event_time"}
         self.published[alert_id] = message
         changes.alerts.append(message)
 
@@ -379,8 +384,10 @@ class LiveExporter:
         book = self.engine.books.get(self.exporter_id)
         return sorted(book.markets) if book is not None else []
 
-    def figures(self, clock: Micros, markets: Iterable[str]) -> list[dict[str, Any]]:
-        """ComplianceSnapshot documents (plain data) of the given markets, as of `clock`."""
+    def figures(self, clock: Micros, markets: Iterable[str],
+                freshness: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """ComplianceSnapshot documents (plain data) of the given markets, as of `clock`, with the
+        exporter's data `freshness` when given."""
         book = self.engine.books.get(self.exporter_id)
         if book is None:
             return []
@@ -392,8 +399,11 @@ class LiveExporter:
             if market not in book.markets:
                 continue  # known from a ticket only, until the watermark reaches the ticket's event
             response = (self.tallies.get(market) or empty).figure()
-            snapshots.append({**self.engine.market_figure(self.exporter_id, market, response),
-                              "network_size": network, "as_of": stamp(clock), "policy_version": rules.version})
+            snapshot = {**self.engine.market_figure(self.exporter_id, market, response),
+                        "network_size": network, "as_of": stamp(clock), "policy_version": rules.version}
+            if freshness is not None:
+                snapshot["freshness"] = freshness
+            snapshots.append(snapshot)
         return snapshots
 
     # ---- helpers ------------------------------------------------------------------------------
@@ -415,18 +425,21 @@ def _order(entry: Entry) -> tuple[Micros, str]:
 
 
 def _same(previous: dict[str, Any], message: dict[str, Any]) -> bool:
-    """Equal but for when the monitor noticed it (a re-judgement that changes nothing publishes nothing)."""
-    return all(previous.get(k) == v for k, v in message.items() if k != "raised_at")
+    """Equal but for when, and by which clock, the monitor noticed it (a re-judgement that changes
+    nothing publishes nothing)."""
+    return all(previous.get(k) == v for k, v in message.items() if k not in ("raised_at", "clock"))
 
 
 class LiveNetwork:
     """The exporters one worker answers for, over the whole registry it knows."""
 
     def __init__(self, registry: Mapping[str, ExporterRegistration], policy: PolicyBook, *,
-                 horizon: Micros = 7 * 24 * HOUR, published: Callable[[str], Published] | None = None) -> None:
+                 horizon: Micros = 7 * 24 * HOUR, published: Callable[[str], Published] | None = None,
+                 lag_bound: Micros = LAG_BOUND, idle_after: Micros = IDLE_AFTER) -> None:
         self.registry: dict[str, ExporterRegistration] = dict(registry)
         self.policy = policy
         self.horizon = horizon
+        self.lag_bound, self.idle_after = lag_bound, idle_after
         self.exporters: dict[str, LiveExporter] = {}
         self._published = published
         self.dirty_markets: dict[str, set[str]] = {}
@@ -437,12 +450,17 @@ class LiveNetwork:
         if live is None:
             published = self._published(exporter_id) if self._published is not None else None
             live = self.exporters[exporter_id] = LiveExporter(
-                exporter_id, self.registry, self.policy, horizon=self.horizon, published=published)
+                exporter_id, self.registry, self.policy, horizon=self.horizon, published=published,
+                clock=ExporterClock(self.lag_bound, self.idle_after))
         return live
 
-    def add(self, at: Micros, event: InputEvent) -> bool:
-        """Take one validated event; False for a duplicate."""
-        return self.exporter(event.exporter_id).add(at, event)
+    def add(self, at: Micros, event: InputEvent, received_at: Micros | None = None) -> bool:
+        """Take one validated event (received at wall-clock `received_at`, for its exporter's
+        clock); False for a duplicate."""
+        live = self.exporter(event.exporter_id)
+        if received_at is not None:
+            live.clock.received(at, received_at)
+        return live.add(at, event)
 
     def register(self, registration: ExporterRegistration) -> None:
         """A registration arrived (the latest wins): the exporter, and the distributors that an
@@ -478,10 +496,38 @@ class LiveNetwork:
                 self.dirty_markets.setdefault(exporter_id, set()).update(changes.markets)
         return alerts
 
-    def snapshots(self, clock: Micros, clock_of: Callable[[str], Micros] | None = None) -> list[dict[str, Any]]:
-        """ComplianceSnapshot documents of every market whose figures may have changed."""
+    def tick(self, wall: Micros, window: Micros, progress_of: Callable[[str], InputProgress]) -> list[dict[str, Any]]:
+        """Move each exporter's own clock (OBLIGATIONS.md, Time) to wall-clock `wall` and judge it
+        there; `window` is how long state events wait for earlier ones, and `progress_of` says
+        how far the worker has read the input of an exporter's partition. Returns the alert
+        messages that changed, as `flush` does."""
+        alerts: list[dict[str, Any]] = []
+        self.fired = []
+        for exporter_id, live in self.exporters.items():
+            progress = progress_of(exporter_id)
+            clock = live.clock.advance(wall, progress)
+            changes = live.flush(clock, live.clock.watermark(window, progress))
+            alerts.extend(changes.alerts)
+            if live.clock.state is not ClockState.backlog:  # on event time, a deadline fires when data shows it
+                self.fired.extend(changes.fired)
+            freshness = live.clock.reported()
+            if freshness != live.freshness_reported:  # its freshness moved: every market says so
+                live.freshness_reported = freshness
+                changes.markets.update(live.markets())
+            if changes.markets:
+                self.dirty_markets.setdefault(exporter_id, set()).update(changes.markets)
+        return alerts
+
+    def snapshots(self, clock: Micros, clock_of: Callable[[str], Micros] | None = None,
+                  wall: Micros | None = None) -> list[dict[str, Any]]:
+        """ComplianceSnapshot documents of every market whose figures may have changed; with the
+        wall-clock instant `wall`, as of each exporter's own clock and with its freshness."""
         result = []
         for exporter_id, markets in self.dirty_markets.items():
-            result.extend(self.exporters[exporter_id].figures(clock_of(exporter_id) if clock_of else clock, markets))
+            live = self.exporters[exporter_id]
+            if wall is not None:
+                result.extend(live.figures(live.clock.now, markets, freshness=live.clock.freshness(wall)))
+            else:
+                result.extend(live.figures(clock_of(exporter_id) if clock_of else clock, markets))
         self.dirty_markets = {}
         return result

@@ -42,8 +42,18 @@ TRANSITIONS = Counter("monitor_alert_transitions_total",
                       "status (messages)", ["obligation", "severity", "status"])
 SNAPSHOTS = Counter("monitor_compliance_snapshots_total", "Compliance snapshots published (messages)")
 CLOCK_BEHIND = Gauge("monitor_clock_behind_seconds",
-                     "Wall clock minus the worker's judging clock, the furthest-behind partition (seconds; large "
-                     "while catching up on a backlog)")
+                     "Wall clock minus the furthest-behind exporter's live clock (seconds; large while an exporter "
+                     "delivers a backlog)")
+DATA_LAG = Gauge("monitor_exporter_data_lag_seconds",
+                 "Wall clock minus the latest occurred_at received from an exporter (seconds; absent before its "
+                 "first event)", ["exporter"])
+CLOCK_STATE = Gauge("monitor_exporter_clock_state",
+                    "1 for the state an exporter's live clock is in, 0 for the others: current and quiet run on the "
+                    "wall clock, backlog on the exporter's own event time", ["exporter", "state"])
+LOOP_LAG = Histogram("monitor_event_loop_lag_seconds",
+                     "How late the worker's event loop ran a callback due every 50 ms (seconds; a stall of the loop "
+                     "delays every deadline, heartbeat and fetch)",
+                     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
 REFETCHED = Counter("monitor_envelopes_refetched_total",
                     "Internal envelopes the consumer left out and the worker read from the topic directly (envelopes)")
 RECOVERED = Counter("monitor_workaround_records_total",

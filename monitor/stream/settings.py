@@ -25,7 +25,14 @@ class WorkerSettings(MonitorSettings):
     snapshot_seconds: float = Field(1.0, gt=0, description="how often changed figures are published")
     catch_up_lag: int = Field(1000, ge=0,
                               description="consumer lag (messages, over its input partitions) above which a "
-                                          "worker runs its clock on the event time it has reached")
+                                          "worker is catching up on a backlog: no exporter counts as quiet "
+                                          "meanwhile")
+    clock_lag_bound_seconds: float = Field(
+        300.0, ge=0, description="an exporter whose latest event is at most this far behind the wall clock runs on "
+                                 "the wall clock (OBLIGATIONS.md, Time: clock.lag_bound)")
+    clock_idle_after_seconds: float = Field(
+        300.0, ge=0, description="an exporter that sent nothing for this long, while the worker has read all its "
+                                 "input, is quiet and runs on the wall clock (clock.idle_after)")
     horizon_hours: float = Field(168.0, gt=0,
                                  description="how far back late state events can still re-judge history")
     as_of: AwareDatetime | None = Field(None, description="a fixed 'now' (replays and tests); default the "

@@ -37,15 +37,20 @@ from pydantic import ValidationError
 from monitor import logs
 from monitor.contracts.errors import explain
 from monitor.contracts.events import ServiceTicketEvent
+from monitor.contracts.outputs import ClockState
 from monitor.contracts.registry import ExporterRegistration
 from monitor.kafka import KafkaTarget, client_options, faust_broker_options, kafka_client_options
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
 from monitor.stream.envelope import Envelope, Origin, rejected
 from monitor.stream.intake import EVENT_ADAPTERS, peek, reason_kind, valid_event, why_refused
+from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.stream.live import LiveNetwork, Published
 from monitor.stream.metrics import (
     CLOCK_BEHIND,
+    CLOCK_STATE,
+    DATA_LAG,
+    LOOP_LAG,
     CONSUMED,
     CONSUMER_LAG,
     DEADLETTER,
@@ -68,6 +73,7 @@ log = logging.getLogger(__name__)
 ENVELOPE_BYTES = 512 * 1024  # an envelope is sent before it grows past this
 STRAGGLER_CHECK_SECONDS = 2.0  # a partition quiet this long is read past its last judged envelope
 STRAGGLER_RECHECK_SECONDS = 30.0  # and read so again at this interval while it stays quiet
+LOOP_PROBE_SECONDS = 0.05  # how often the event loop's lag is measured
 SENDER_SILENCE = 10.0  # seconds after which a sender's catching-up watermark no longer holds the clock back
 
 
@@ -130,13 +136,17 @@ class StreamWorker:
             ("registry", "registry"))}
         self.as_of = to_micros(settings.as_of) if settings.as_of is not None else None
         self.window = round(settings.reorder_window_seconds * SECOND)
+        # with a fixed "now", an exporter counts as quiet as soon as the worker has read everything
+        idle_after = 0 if self.as_of is not None else round(settings.clock_idle_after_seconds * SECOND)
         self.network = LiveNetwork(registry, policy, horizon=round(settings.horizon_hours * HOUR),
-                                   published=self._published_of)
+                                   published=self._published_of,
+                                   lag_bound=round(settings.clock_lag_bound_seconds * SECOND), idle_after=idle_after)
         self.partition_of: dict[str, int] = {}
         self.loaded: set[int] = set()
         # per judging partition: each intake's view of event time, and the partition's clock and watermark
         self.senders: dict[int, dict[str, tuple[Micros | None, bool, float]]] = defaultdict(dict)
-        self.clocks: dict[int, tuple[Micros, Micros]] = {}
+        self.progress: dict[int, InputProgress] = {}  # judging partition -> how far its input has been read
+        self.judging_behind: dict[int, int] = {}  # judging partition -> envelopes on it not yet delivered
         self.latest: dict[tuple[str, int], Micros] = {}  # intake: latest event time per input partition
         self.lag: dict[tuple[str, int], int] = {}  # intake: messages behind per input partition
         self.last_snapshot: dict[str, bytes] = {}
@@ -152,6 +162,7 @@ class StreamWorker:
         self.series = ComplianceSeries(settings.metrics_max_series)  # live figures as gauges, bounded
         self._event_lag = {topic: PROCESSING_LAG.labels(topic) for topic in EVENT_ADAPTERS if topic != "registry"}
         self._lag_series: set[tuple[str, int]] = set()  # input partitions with a consumer lag series
+        self._freshness_series: set[str] = set()  # exporters with data lag and clock state series
         self._deadletter_ends: dict[int, tuple[int, int]] = {}  # partition -> (reported end, true end)
         self.app = self._build_app()
 
@@ -204,6 +215,7 @@ class StreamWorker:
         app.agent(self.by_exporter, name="judging")(self._judging)
         app.timer(s.tick_seconds, name="clock")(self._tick)
         app.timer(s.deadletter_check_seconds, name="deadletter-depth")(self._count_dead_letters)
+        app.task(self._watch_loop)
         # Faust makes a view class of each handler, so they are plain functions that bind to the view
 
         async def metrics(view: Any, request: Any) -> Any:
@@ -218,7 +230,32 @@ class StreamWorker:
 
     async def _metrics_page(self, web: Any, request: Any) -> Any:
         self._show_consumer_lag()
+        self._show_freshness()
         return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    def _show_freshness(self) -> None:
+        """Set each judged exporter's data lag and clock state (an exporter that moved away loses its series)."""
+        wall = self.as_of if self.as_of is not None else now_micros()
+        held = self.network.exporters
+        for gone in self._freshness_series - held.keys():
+            DATA_LAG.remove(gone)
+            for state in ClockState:
+                CLOCK_STATE.remove(gone, state.value)
+        self._freshness_series = set(held)
+        for exporter, live in held.items():
+            clock = live.clock
+            if clock.latest is not None:
+                DATA_LAG.labels(exporter).set(max(0, wall - clock.latest) / SECOND)
+            for state in ClockState:
+                CLOCK_STATE.labels(exporter, state.value).set(1.0 if clock.state is state else 0.0)
+
+    async def _watch_loop(self) -> None:
+        """Measure how late the event loop runs what is due (monitor_event_loop_lag_seconds)."""
+        interval = LOOP_PROBE_SECONDS
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(interval)
+            LOOP_LAG.observe(max(0.0, time.monotonic() - started - interval))
 
     def _show_consumer_lag(self) -> None:
         """Set monitor_consumer_lag_messages from the lag the intake last saw, for the input
@@ -247,7 +284,8 @@ class StreamWorker:
         return web.json({"status": "ok", "recovered": tables.recovery.completed.is_set(),
                          "exporters": len(self.network.exporters),
                          "partitions": sorted(self.loaded),
-                         "clock": stamp(max(c for c, _ in self.clocks.values())) if self.clocks else None})
+                         "clock": stamp(max(live.clock.now for live in self.network.exporters.values()))
+                         if self.network.exporters else None})
 
     # ---- stage 1: intake ------------------------------------------------------------------------
 
@@ -300,11 +338,14 @@ class StreamWorker:
                 await self.by_exporter.send(key=b"", value=data, partition=partition)
 
     def _stamp(self, envelope: Envelope) -> None:
-        """Tell the judging stage how far event time has surely got, while catching up."""
+        """Tell the judging stage how far event time has surely got: the latest event time of the
+        input partitions still holding unread messages (everything older has been forwarded,
+        each partition being about in event-time order), and whether it is catching up on a
+        backlog (an exporter's silence then proves nothing)."""
         lagging = [tp for tp, lag in self.lag.items() if lag > 0]
         envelope.catching_up = sum(self.lag[tp] for tp in lagging) > self.settings.catch_up_lag
         known = [self.latest[tp] for tp in lagging if tp in self.latest]
-        envelope.watermark = min(known) if envelope.catching_up and known else None
+        envelope.watermark = min(known) if known else None
 
     async def _forward(self, exporter: str, envelope: Envelope) -> None:
         self._stamp(envelope)
@@ -330,8 +371,13 @@ class StreamWorker:
     # ---- stage 2: judging -----------------------------------------------------------------------
 
     async def _judging(self, stream: Any) -> None:
+        consumer = self.app.consumer
         async for event in stream.events():
             message = event.message
+            try:
+                self.judging_behind[message.partition] = consumer.highwater(message.tp) - message.offset - 1
+            except Exception:  # highwater is best effort: not known before the first fetch
+                self.judging_behind[message.partition] = 0
             await self._judge_in_order(message.partition, message.offset, message.key, message.value)
 
     async def _judge_in_order(self, partition: int, offset: int, key: bytes | None, data: bytes) -> None:
@@ -420,6 +466,7 @@ class StreamWorker:
         exporter = key.decode()
         self.partition_of[exporter] = partition
         judged_at = now_micros()
+        received_at = self.as_of if self.as_of is not None else judged_at
         debug = log.isEnabledFor(logging.DEBUG)
         for origin, value in envelope:
             try:
@@ -428,7 +475,7 @@ class StreamWorker:
                 await self._dead_letter(origin, value, *explain(exc))
                 continue
             at = to_micros(event.occurred_at)
-            if not self.network.add(at, event):
+            if not self.network.add(at, event, received_at):
                 DUPLICATES.inc()
                 continue
             self._event_lag[origin.topic].observe(max(0, judged_at - at) / SECOND)
@@ -502,15 +549,18 @@ class StreamWorker:
                 if event is not None:
                     self.network.add(to_micros(event.occurred_at), event)
                     count += 1
-        for exporter in published:
+        wall = self.as_of if self.as_of is not None else now_micros()
+        for exporter, messages in published.items():
             self.partition_of.setdefault(exporter, partition)
-            self.network.exporter(exporter)
-        # the previous owner's clock had passed every alert it raised: judging from an earlier
-        # clock (catching up here) would withdraw alerts only to raise them again
-        floor = max((to_micros(datetime.fromisoformat(m["opened_at"])) for p in published.values()
-                     for m in p.values() if m["status"] != "retracted"), default=0)
-        clock, watermark = self.clocks.get(partition, (0, 0))
-        self.clocks[partition] = (max(clock, floor), watermark)
+            clock = self.network.exporter(exporter).clock
+            # the previous owner's clock had passed every alert it raised: judging from an earlier
+            # clock (catching up here) would withdraw alerts only to raise them again
+            floor = max((to_micros(datetime.fromisoformat(m["opened_at"])) for m in messages.values()
+                         if m["status"] != "retracted"), default=0)
+            clock.now = max(clock.now, floor)
+        for exporter, partition_here in self.partition_of.items():
+            if partition_here == partition:  # silence is counted from the takeover, not from the start
+                self.network.exporter(exporter).clock.received_at = wall
         self._published_loading = {}
         if count or published:
             log.info("partition %d: %d events of %d exporters taken over from the table, %d alerts published "
@@ -538,33 +588,22 @@ class StreamWorker:
 
     # ---- the clock ------------------------------------------------------------------------------
 
-    def _now(self) -> None:
-        """Move each partition's judging clock and watermark of state events; neither goes back.
-
-        A partition whose envelopes say their intake is catching up on a backlog runs on the
-        event time every lagging input partition had reached when its last envelope was sent:
-        everything older has been forwarded to it, in order, so nothing it judges is early.
-        """
-        wall = now_micros()
-        base = self.as_of if self.as_of is not None else wall
+    def _read_progress(self) -> None:
+        """How far each judging partition's input has been read: caught up when no intake that
+        sent to it recently is catching up on a backlog and its own envelopes are all delivered;
+        while catching up, the event time every lagging input partition had reached when the
+        last envelope was sent (everything older has been forwarded to it, in order)."""
         recent = time.monotonic() - SENDER_SILENCE
         for partition in self.loaded:
-            lagging = [w for w, catching, seen in self.senders[partition].values()
-                       if catching and w is not None and seen > recent]
-            clock = min(*lagging, base) if lagging else base
-            watermark = clock if (self.as_of is not None and not lagging) else clock - self.window
-            before = self.clocks.get(partition, (0, 0))
-            clock = max(before[0], clock)
-            self.clocks[partition] = (clock, max(before[1], min(watermark, clock)))
-        if self.clocks:
-            CLOCK_BEHIND.set((wall - min(c for c, _ in self.clocks.values())) / SECOND)
+            heard = [(w, catching) for w, catching, seen in self.senders[partition].values() if seen > recent]
+            reached = [w for w, _ in heard if w is not None]
+            self.progress[partition] = InputProgress(
+                caught_up=not any(catching for _, catching in heard) and self.judging_behind.get(partition, 0) <= 0,
+                reached=min(reached) if reached else None)
 
-    def _clock_of(self, exporter_id: str) -> tuple[Micros, Micros]:
+    def _progress_of(self, exporter_id: str) -> InputProgress:
         partition = self.partition_of.get(exporter_id)
-        if partition is not None and partition in self.clocks:
-            return self.clocks[partition]
-        now = self.as_of if self.as_of is not None else now_micros()
-        return now, now - self.window
+        return self.progress.get(partition, CAUGHT_UP) if partition is not None else CAUGHT_UP
 
     async def _tick(self) -> None:
         tables: Any = self.app.tables
@@ -572,8 +611,11 @@ class StreamWorker:
             return
         await self._sync_assignment()
         await self._judge_stragglers()
-        self._now()
-        messages = self.network.flush(0, 0, clock_of=self._clock_of)
+        self._read_progress()
+        wall = now_micros()
+        messages = self.network.tick(self.as_of if self.as_of is not None else wall, self.window, self._progress_of)
+        if self.network.exporters:
+            CLOCK_BEHIND.set((wall - min(live.clock.now for live in self.network.exporters.values())) / SECOND)
         noticed = now_micros()
         raised = stamp(noticed)  # when the monitor noticed: the wall clock, whatever the judging clock
         for message in messages:
@@ -637,10 +679,15 @@ class StreamWorker:
             await self._keep(self.published_table, key, (b"1" if sent else b"0") + orjson.dumps(message))
 
     async def _publish_snapshots(self) -> None:
-        for snapshot in self.network.snapshots(0, clock_of=lambda exporter: self._clock_of(exporter)[0]):
+        wall = self.as_of if self.as_of is not None else now_micros()
+        for snapshot in self.network.snapshots(0, wall=wall):
             self.series.update(snapshot)  # also when unchanged: a partition taken back republishes nothing
             key = f"{snapshot['exporter_id']}:{snapshot['market']}"
-            content = orjson.dumps({k: v for k, v in snapshot.items() if k != "as_of"})
+            # its freshness counts by state and clock; the lag itself moves every second
+            freshness = snapshot["freshness"]
+            content = orjson.dumps({**{k: v for k, v in snapshot.items() if k not in ("as_of", "freshness")},
+                                    "freshness": [freshness["state"], freshness["clock"],
+                                                  (freshness["latest_event_at"] or "")[:16]]})
             if self.last_snapshot.get(key) == content:
                 continue
             self.last_snapshot[key] = content

@@ -72,8 +72,19 @@ def alert(exporter_id: str, obligation: str, subject: str, *, market: str | None
     }
 
 
-def snapshot(exporter_id: str, market: str, as_of: datetime, *, seed: int) -> dict[str, Any]:
-    """A ComplianceSnapshot whose figures vary with `seed` (day and exporter)."""
+# an exporter's data freshness, by exporter in turn: (state, clock, how far its data is behind), or none
+FRESHNESS: tuple[tuple[str, str, timedelta] | None, ...] = (
+    ("current", "wall_clock", timedelta(seconds=30)), ("backlog", "event_time", timedelta(hours=3)),
+    ("quiet", "wall_clock", timedelta(hours=2)), None)
+
+
+def snapshot(exporter_id: str, market: str, as_of: datetime, *, seed: int,
+             freshness: tuple[str, str, timedelta] | None = None) -> dict[str, Any]:
+    """A ComplianceSnapshot whose figures vary with `seed` (day and exporter), with the exporter's
+    data `freshness` (state, clock, lag) when given."""
+    fresh = None if freshness is None else {
+        "latest_event_at": stamp(as_of - freshness[2]), "lag_seconds": freshness[2].total_seconds(),
+        "clock": freshness[1], "state": freshness[0]}
     compliant, breached = 20 + seed, seed % 3
     catalogue = 10 if exporter_id != X9 else None
     stocked = None if catalogue is None else 1 + seed % 4
@@ -91,6 +102,7 @@ def snapshot(exporter_id: str, market: str, as_of: datetime, *, seed: int) -> di
                                "major_market": major},
         "network_size": {"active_outlets": 40 + seed, "required": 51 if exporter_id != X9 else None,
                          "compliant": (40 + seed >= 51) if exporter_id != X9 else None},
+        **({} if fresh is None else {"freshness": fresh}),
     }
 
 
@@ -125,7 +137,8 @@ async def fill(store: HistoryStore) -> Network:
     for index, exporter_id in enumerate(ALL):
         for day in range(DAYS):
             for market in MARKETS[exporter_id]:
-                doc = snapshot(exporter_id, market, at(day, 12, index), seed=day + index)
+                doc = snapshot(exporter_id, market, at(day, 12, index), seed=day + index,
+                               freshness=FRESHNESS[index % len(FRESHNESS)])
                 await store.record_snapshot(doc, source("aftersales.compliance"))
                 network.snapshots.append(doc)
         first, second = MARKETS[exporter_id][0], MARKETS[exporter_id][-1]

@@ -8,6 +8,7 @@ A screenshot is saved to artifacts/dashboard.png.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -165,6 +166,23 @@ def test_the_regulators_view_shows_what_the_api_gives(site: Site, visit: Any) ->
         assert float(ratio) == s["response_48h"]["ratio"]
         rate = shown[(s["exporter_id"], s["market"], "parts_inventory")]["value"]
         assert (float(rate) if rate else None) == s["parts_inventory"]["rate"]
+
+    # beside each exporter, how current its data is: "no breaches" is never shown for "no data"
+    latest: dict[str, dict[str, Any]] = {}
+    for s in snapshots:
+        if s["exporter_id"] not in latest or s["as_of"] > latest[s["exporter_id"]]["as_of"]:
+            latest[s["exporter_id"]] = s
+    notes = dict(page.eval_on_selector_all('[data-testid="grid-row"]', """rows => rows.map(r => {
+        const note = r.querySelector('[data-testid="freshness"]');
+        return [r.dataset.exporter, [note.className, note.textContent]]; })"""))
+    wording = {"current": r"data current", "backlog": r"data \d+ (s|min|h|d) behind",
+               "quiet": r"quiet for \d+ (s|min|h|d)", "no_data": r"no data yet"}
+    for exporter, (classes, text) in notes.items():
+        freshness = latest[exporter].get("freshness") if exporter in latest else None
+        state = freshness["state"] if freshness else "no_data"
+        assert classes.split() == ["freshness", state], exporter
+        assert re.fullmatch(wording[state], text), (exporter, text)
+    assert {c.split()[1] for c, _ in notes.values()} == set(wording)
 
     rows = page.eval_on_selector_all('[data-testid="alert-row"]', "els => els.map(e => e.dataset.alertId)")
     assert sorted(rows) == sorted(a["alert_id"] for a in alerts)

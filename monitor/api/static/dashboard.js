@@ -197,10 +197,11 @@
         note.textContent = registration.name;
         th.append(note);
       }
-      tr.append(th);
-
       const mine = snapshots.filter((s) => s.exporter_id === id);
       const latest = mine.reduce((a, b) => (!a || b.as_of > a.as_of ? b : a), null);
+      th.append(freshnessNote(latest));
+      tr.append(th);
+
       const myAlerts = alerts.filter((a) => a.exporter_id === id);
       const wide = document.createElement("td");
       wide.dataset.testid = "cell";
@@ -235,6 +236,34 @@
     $("grid-body").replaceChildren(...rows);
     $("grid-empty").hidden = rows.length > 0;
     return ids;
+  }
+
+  // how current an exporter's data is, so that "no breaches" is never read into "no data"
+  function freshnessNote(latest) {
+    const note = document.createElement("span");
+    note.dataset.testid = "freshness";
+    const f = latest?.freshness;
+    const state = !f || !f.latest_event_at ? "no_data" : f.state;
+    note.className = `freshness ${state}`;
+    const age = f?.latest_event_at ? duration((Date.now() - Date.parse(f.latest_event_at)) / 1000) : "";
+    note.textContent = {
+      no_data: "no data yet",
+      current: "data current",
+      backlog: `data ${age} behind`,
+      quiet: `quiet for ${age}`,
+    }[state] || state;
+    note.title = f?.latest_event_at
+      ? `latest event ${f.latest_event_at}; figures run on the ${f.clock === "event_time" ? "exporter's own event time" : "wall clock"}`
+      : "no event received from this exporter";
+    return note;
+  }
+
+  function duration(seconds) {
+    const s = Math.max(0, seconds);
+    if (s < 90) return `${Math.round(s)} s`;
+    if (s < 90 * 60) return `${Math.round(s / 60)} min`;
+    if (s < 48 * 3600) return `${Math.round(s / 3600)} h`;
+    return `${Math.round(s / 86400)} d`;
   }
 
   function stamp(text) {

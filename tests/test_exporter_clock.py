@@ -1,0 +1,221 @@
+"""Each exporter's live clock (OBLIGATIONS.md, Time), without Kafka: the rules of
+`monitor.obligations.clock`, and what they do to the live judgement of a replay, a late batch
+and a quiet exporter (`LiveNetwork.tick`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from typing import Any
+
+from monitor.batch.evaluate import evaluate_records
+from monitor.contracts.lines import EVENT_LINE
+from monitor.contracts.outputs import AlertClock, ClockState
+from monitor.contracts.policy import DEFAULT_POLICY
+from monitor.contracts.registry import ExporterRegistration
+from monitor.obligations.clock import CAUGHT_UP, ExporterClock, InputProgress
+from monitor.obligations.policy import PolicyBook
+from monitor.obligations.timebase import HOUR, SECOND, stamp, to_datetime, to_micros
+from monitor.simulation.network import NetworkSpec, events, registrations
+from monitor.stream.live import LiveNetwork
+from tests.builders import EXPORTER, registration, ticket, utc
+
+MINUTE = 60 * SECOND
+T0 = to_micros(utc("2026-03-10T12:00:00Z"))
+
+
+def test_current_data_runs_on_the_wall_clock() -> None:
+    clock = ExporterClock(lag_bound=5 * MINUTE, idle_after=5 * MINUTE)
+    clock.received(T0 - 4 * MINUTE, wall=T0)
+    assert clock.advance(T0, CAUGHT_UP) == T0
+    assert clock.state is ClockState.current and clock.kind is AlertClock.wall_clock
+
+
+def test_a_backlog_runs_on_the_exporters_own_event_time() -> None:
+    clock = ExporterClock(lag_bound=5 * MINUTE, idle_after=5 * MINUTE)
+    clock.received(T0 - 3 * HOUR, wall=T0)
+    assert clock.advance(T0 + SECOND, CAUGHT_UP) == T0 - 3 * HOUR
+    assert clock.state is ClockState.backlog and clock.kind is AlertClock.event_time
+    clock.received(T0 - 2 * HOUR, wall=T0 + 2 * SECOND)
+    assert clock.advance(T0 + 3 * SECOND, CAUGHT_UP) == T0 - 2 * HOUR
+
+
+def test_event_time_counts_only_as_far_as_the_workers_input_has_reached() -> None:
+    clock = ExporterClock(lag_bound=5 * MINUTE, idle_after=5 * MINUTE)
+    clock.received(T0 - HOUR, wall=T0)
+    behind = InputProgress(caught_up=False, reached=T0 - 2 * HOUR)
+    assert clock.advance(T0, behind) == T0 - 2 * HOUR
+    # recent data of this exporter is not "current" while other input it may have sent is unread
+    clock.received(T0 - SECOND, wall=T0)
+    assert clock.advance(T0, behind) == T0 - 2 * HOUR and clock.state is ClockState.backlog
+
+
+def test_a_quiet_exporter_runs_on_the_wall_clock_once_the_worker_has_read_everything() -> None:
+    clock = ExporterClock(lag_bound=5 * MINUTE, idle_after=5 * MINUTE)
+    clock.received(T0 - 3 * HOUR, wall=T0)
+    assert clock.advance(T0 + 4 * MINUTE, CAUGHT_UP) == T0 - 3 * HOUR  # not quiet yet
+    # the worker's own backlog never passes for the exporter's silence
+    assert clock.advance(T0 + 10 * MINUTE, InputProgress(caught_up=False)) == T0 - 3 * HOUR
+    assert clock.state is ClockState.backlog
+    assert clock.advance(T0 + 5 * MINUTE, CAUGHT_UP) == T0 + 5 * MINUTE
+    assert clock.state is ClockState.quiet and clock.kind is AlertClock.wall_clock
+
+
+def test_the_clock_never_moves_back() -> None:
+    clock = ExporterClock(lag_bound=5 * MINUTE, idle_after=5 * MINUTE)
+    clock.received(T0 - 3 * HOUR, wall=T0)
+    assert clock.advance(T0 + 5 * MINUTE, CAUGHT_UP) == T0 + 5 * MINUTE  # quiet: wall clock
+    clock.received(T0 - 2 * HOUR, wall=T0 + 6 * MINUTE)  # a late batch starts
+    assert clock.advance(T0 + 6 * MINUTE, CAUGHT_UP) == T0 + 5 * MINUTE
+    assert clock.state is ClockState.backlog
+
+
+def test_an_alert_says_whether_the_data_or_silence_raised_it() -> None:
+    clock = ExporterClock()
+    clock.received(T0, wall=T0)
+    assert clock.raised_by(T0) is AlertClock.event_time
+    assert clock.raised_by(T0 + 1) is AlertClock.wall_clock
+
+
+def test_freshness_says_how_far_behind_the_data_is() -> None:
+    clock = ExporterClock(lag_bound=5 * MINUTE, idle_after=5 * MINUTE)
+    assert clock.freshness(T0)["latest_event_at"] is None
+    clock.received(T0 - 3 * HOUR, wall=T0)
+    clock.advance(T0, CAUGHT_UP)
+    assert clock.freshness(T0) == {"latest_event_at": "2026-03-10T09:00:00Z", "lag_seconds": 10800.0,
+                                   "clock": "event_time", "state": "backlog"}
+
+
+def test_the_watermark_of_state_events_waits_for_a_backlog_still_coming() -> None:
+    clock = ExporterClock(lag_bound=5 * MINUTE, idle_after=5 * MINUTE)
+    clock.received(T0 - MINUTE, wall=T0)
+    clock.advance(T0, CAUGHT_UP)  # current: state events wait the window behind the wall clock
+    assert clock.watermark(2 * SECOND, CAUGHT_UP) == T0 - 2 * SECOND
+    clock.received(T0 - 3 * HOUR, wall=T0 + SECOND)
+    behind = InputProgress(caught_up=False, reached=T0 - 2 * HOUR)
+    clock.advance(T0 + SECOND, behind)  # a clock held at T0, the input read up to T0 - 2 h
+    assert clock.state is ClockState.backlog
+    assert clock.watermark(2 * SECOND, behind) == T0 - 2 * HOUR - 2 * SECOND
+    clock.advance(T0 + 10 * MINUTE, CAUGHT_UP)  # quiet: staleness is judged on the wall clock
+    assert clock.watermark(2 * SECOND, CAUGHT_UP) == T0 + 10 * MINUTE - 2 * SECOND
+
+
+# ---- the live judgement on these clocks --------------------------------------------------------
+
+SPEC = NetworkSpec(exporters=3, markets_per_exporter=2, outlets_per_market=3, catalogue_size=8,
+                   tickets_per_day_per_market=20.0, start=date(2026, 3, 1), days=12)
+
+
+def _lines(records: list[dict[str, Any]]) -> list[Any]:
+    return [EVENT_LINE.validate_python(record) for record in records]
+
+
+def _replay(network: LiveNetwork, lines: list[Any], wall: int, *, step: int = 2_000, tick_every: int = 50,
+            progress: InputProgress = CAUGHT_UP) -> tuple[list[dict[str, Any]], int]:
+    """Deliver `lines` in order, `step` microseconds of wall clock apart, ticking as a worker does."""
+    published = []
+    for index, line in enumerate(lines, start=1):
+        wall += step
+        network.add(to_micros(line.occurred_at), line, wall)
+        if index % tick_every == 0:
+            published.extend(network.tick(wall, 2 * SECOND, lambda _: progress))
+    return published, wall
+
+
+def _retracted(messages: list[dict[str, Any]]) -> Counter[str]:
+    return Counter(m["obligation"] for m in messages if m["status"] == "retracted")
+
+
+def _registry(records: list[dict[str, Any]]) -> dict[str, ExporterRegistration]:
+    return {r["exporter_id"]: ExporterRegistration.model_validate(r) for r in records}
+
+
+def test_a_replay_faster_than_real_time_raises_no_alert_it_later_retracts() -> None:
+    registry = _registry(registrations(SPEC))
+    records = list(events(SPEC))
+    lines = _lines(records)
+    end = max(to_micros(line.occurred_at) for line in lines)
+    wall = end + 30 * 24 * HOUR  # the history is a month old: every deadline in it has passed
+    network = LiveNetwork(registry, PolicyBook(DEFAULT_POLICY))
+    published, wall = _replay(network, lines, wall)
+    # then live: the exporters fall quiet, the worker has read everything, the wall clock takes over
+    for _ in range(12):
+        wall += MINUTE
+        published.extend(network.tick(wall, 2 * SECOND, lambda _: CAUGHT_UP))
+
+    # the same replay judged on the wall clock alone: what the clocks spare their users
+    baseline = LiveNetwork(registry, PolicyBook(DEFAULT_POLICY))
+    on_wall = []
+    for index, line in enumerate(lines, start=1):
+        baseline.add(to_micros(line.occurred_at), line)
+        if index % 50 == 0:
+            on_wall.extend(baseline.flush(wall, wall - 2 * SECOND))
+    print(f"replay of {len(lines):,} events: {len(published):,} transitions, retracted {sum(_retracted(published).values())}"
+          f"; on the wall clock alone: {len(on_wall):,} transitions, retracted {sum(_retracted(on_wall).values())}")
+
+    assert _retracted(published) == Counter()
+    assert sum(_retracted(on_wall).values()) > 0  # the scenario does exercise what the clocks prevent
+    by_clock = Counter(m["clock"] for m in published if m["status"] == "open")
+    assert by_clock["event_time"] > 0
+    expected = evaluate_records(records, registry=list(registry.values()), as_of=to_datetime(wall))
+    standing = {a: m for live in network.exporters.values() for a, m in live.published.items()
+                if m["status"] != "retracted"}
+    assert {a: m["status"] for a, m in standing.items()} == {a["alert_id"]: a["status"] for a in expected["alerts"]}
+    freshness = {live.exporter_id: live.clock.freshness(wall) for live in network.exporters.values()}
+    assert {f["state"] for f in freshness.values()} == {"quiet"}
+
+
+def test_a_late_batch_after_silence_retracts_only_what_the_silence_raised() -> None:
+    quiet_one, other = "EXP-QUIET", "EXP-OTHER"
+    registry = _registry([registration(quiet_one), registration(other)])
+    network = LiveNetwork(registry, PolicyBook(DEFAULT_POLICY))
+    start = "2026-03-01T10:00:00Z"
+    wall = to_micros(utc(start))
+    # both exporters are live; each opens a ticket, and the other's goes unanswered for good
+    for exporter in (quiet_one, other):
+        for t in (1, 2):
+            network.add(wall, EVENT_LINE.validate_python(ticket(f"{exporter}-o{t}", "opened", start, exporter=exporter,
+                                                                ticket_id=f"T-{t}")), wall)
+    published = network.tick(wall, 2 * SECOND, lambda _: CAUGHT_UP)
+    # the first exporter falls silent (its systems buffer); the other keeps sending heartbeats of data
+    deadline = wall + 48 * HOUR
+    while wall < deadline + HOUR:
+        wall += 10 * MINUTE
+        beat = EVENT_LINE.validate_python(ticket(f"{other}-b{wall}", "opened", stamp(wall), exporter=other,
+                                                 ticket_id=f"B-{wall}"))
+        network.add(wall, beat, wall)
+        published.extend(network.tick(wall, 2 * SECOND, lambda _: CAUGHT_UP))
+    raised_in_silence = {m["alert_id"] for m in published
+                         if m["exporter_id"] == quiet_one and m["status"] == "open" and m["severity"] == "breach"
+                         and m["obligation"] == "response_48h"}
+    assert len(raised_in_silence) == 2  # its two deadlines fired on the wall clock while it was quiet
+    assert {m["clock"] for m in published if m["alert_id"] in raised_in_silence} == {"wall_clock"}
+    # its buffered batch arrives: ticket T-1 had been answered in time, T-2 had not
+    late = [ticket(f"{quiet_one}-r1", "responded", "2026-03-02T09:00:00Z", exporter=quiet_one, ticket_id="T-1"),
+            ticket(f"{quiet_one}-x", "opened", "2026-03-02T10:00:00Z", exporter=quiet_one, ticket_id="T-9")]
+    after, wall = _replay(network, _lines(late), wall, tick_every=1)
+    for _ in range(3):
+        wall += SECOND
+        after.extend(network.tick(wall, 2 * SECOND, lambda _: CAUGHT_UP))
+    retracted = {m["alert_id"] for m in after if m["status"] == "retracted"}
+    warned_in_silence = {m["alert_id"] for m in published if m["exporter_id"] == quiet_one and m["status"] == "open"
+                         and m["severity"] == "warning"}
+    assert retracted and retracted <= raised_in_silence | warned_in_silence
+    assert [m["subject"] for m in after if m["status"] == "retracted" and m["severity"] == "breach"] == ["T-1#1"]
+    assert not [m for m in after if m["exporter_id"] == other and m["status"] == "retracted"]
+
+
+def test_a_quiet_exporters_deadline_still_fires_on_the_wall_clock() -> None:
+    registry = _registry([registration()])
+    network = LiveNetwork(registry, PolicyBook(DEFAULT_POLICY), idle_after=5 * MINUTE)
+    opened = "2026-03-01T10:00:00Z"
+    wall = to_micros(utc(opened))
+    network.add(wall, EVENT_LINE.validate_python(ticket("o1", "opened", opened)), wall)
+    published: list[dict[str, Any]] = []
+    deadline = wall + 48 * HOUR
+    while wall <= deadline:
+        wall += MINUTE
+        published.extend(network.tick(wall, 2 * SECOND, lambda _: CAUGHT_UP))
+    breaches = [m for m in published if m["severity"] == "breach" and m["obligation"] == "response_48h"]
+    assert [(m["subject"], m["status"], m["clock"]) for m in breaches] == [("T-1#1", "open", "wall_clock")]
+    assert network.exporters[EXPORTER].clock.state is ClockState.quiet
