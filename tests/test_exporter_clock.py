@@ -150,8 +150,9 @@ def test_a_replay_faster_than_real_time_raises_no_alert_it_later_retracts() -> N
         baseline.add(to_micros(line.occurred_at), line)
         if index % 50 == 0:
             on_wall.extend(baseline.flush(wall, wall - 2 * SECOND))
-    print(f"replay of {len(lines):,} events: {len(published):,} transitions, retracted {sum(_retracted(published).values())}"
-          f"; on the wall clock alone: {len(on_wall):,} transitions, retracted {sum(_retracted(on_wall).values())}")
+    retracted, retracted_on_wall = sum(_retracted(published).values()), sum(_retracted(on_wall).values())
+    print(f"replay of {len(lines):,} events: {len(published):,} transitions, retracted {retracted}"
+          f"; on the wall clock alone: {len(on_wall):,} transitions, retracted {retracted_on_wall}")
 
     assert _retracted(published) == Counter()
     assert sum(_retracted(on_wall).values()) > 0  # the scenario does exercise what the clocks prevent

@@ -272,7 +272,8 @@ def test_a_breach_raised_by_the_clock_is_measured_against_its_deadline(running: 
 
 def test_each_exporters_data_freshness_and_the_event_loops_lag_are_shown(running: Running) -> None:
     found = samples(scrape(worker_url(running)))
-    states = {lab["state"]: v for n, lab, v in found if n == "monitor_exporter_clock_state" and lab["exporter"] == EXPORTER}
+    states = {lab["state"]: v for n, lab, v in found
+              if n == "monitor_exporter_clock_state" and lab["exporter"] == EXPORTER}
     assert states == {"current": 1.0, "backlog": 0.0, "quiet": 0.0}, "its latest events are two minutes old"
     lag = value(found, "monitor_exporter_data_lag_seconds", exporter=EXPORTER)
     assert lag is not None and 120 <= lag < 120 + 600, lag

@@ -87,7 +87,8 @@ def test_breach_is_raised_at_the_deadline_with_no_further_event(kafka_bootstrap:
         print(f"worker ready in {worker.wait_ready():.1f} s")
         opened = wall_now() - timedelta(hours=48) + timedelta(seconds=4)
         deadline = opened + timedelta(hours=48)
-        asyncio.run(produce(kafka_bootstrap, [heartbeat(names, "hb-d"), ticket(names, "d-1", "opened", "T-DUE", opened)]))
+        events = [heartbeat(names, "hb-d"), ticket(names, "d-1", "opened", "T-DUE", opened)]
+        asyncio.run(produce(kafka_bootstrap, events))
 
         messages = wait_for(kafka_bootstrap, names, "T-DUE", "breach", "open", worker=worker)
         assert worker.process is not None and worker.process.poll() is None, worker.tail()
@@ -119,7 +120,8 @@ def test_warning_is_raised_at_warn_at_with_no_further_event(kafka_bootstrap: str
         worker.wait_ready()
         opened = wall_now() - timedelta(hours=36) + timedelta(seconds=4)
         warn_at = opened + timedelta(hours=36)
-        asyncio.run(produce(kafka_bootstrap, [heartbeat(names, "hb-w"), ticket(names, "w-1", "opened", "T-RISK", opened)]))
+        events = [heartbeat(names, "hb-w"), ticket(names, "w-1", "opened", "T-RISK", opened)]
+        asyncio.run(produce(kafka_bootstrap, events))
 
         messages = wait_for(kafka_bootstrap, names, "T-RISK", "warning", "open", worker=worker)
         assert worker.process is not None and worker.process.poll() is None, worker.tail()
@@ -139,8 +141,9 @@ def test_late_answer_in_time_retracts_the_breach_and_one_after_the_deadline_reso
         worker.wait_ready()
         opened = wall_now() - timedelta(hours=48, seconds=30)
         deadline = opened + timedelta(hours=48)
-        asyncio.run(produce(kafka_bootstrap, [heartbeat(names, "hb-r"), ticket(names, "r-1", "opened", "T-INTIME", opened),
-                                              ticket(names, "l-1", "opened", "T-LATE", opened)]))
+        events = [heartbeat(names, "hb-r"), ticket(names, "r-1", "opened", "T-INTIME", opened),
+                  ticket(names, "l-1", "opened", "T-LATE", opened)]
+        asyncio.run(produce(kafka_bootstrap, events))
         wait_for(kafka_bootstrap, names, "T-INTIME", "breach", "open", worker=worker)
         wait_for(kafka_bootstrap, names, "T-LATE", "breach", "open", worker=worker)
 

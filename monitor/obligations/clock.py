@@ -69,8 +69,7 @@ class ExporterClock:
             self.state, candidate = ClockState.quiet, wall
         else:
             self.state, candidate = ClockState.backlog, known if known is not None else self.now
-        if candidate > self.now:
-            self.now = candidate
+        self.now = max(self.now, candidate)
         return self.now
 
     def watermark(self, window: Micros, progress: InputProgress) -> Micros:

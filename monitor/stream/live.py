@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.contracts.events import ServiceTicketEvent
+from monitor.contracts.outputs import ClockState
 from monitor.contracts.registry import ExporterRegistration
 from monitor.obligations.alerts import AlertRecord
-from monitor.contracts.outputs import ClockState
 from monitor.obligations.clock import IDLE_AFTER, LAG_BOUND, ExporterClock, InputProgress
 from monitor.obligations.engine import ComplianceEngine, InputEvent
 from monitor.obligations.policy import PolicyBook

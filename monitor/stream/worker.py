@@ -40,23 +40,23 @@ from monitor.contracts.events import ServiceTicketEvent
 from monitor.contracts.outputs import ClockState
 from monitor.contracts.registry import ExporterRegistration
 from monitor.kafka import KafkaTarget, client_options, faust_broker_options, kafka_client_options
+from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
 from monitor.stream.envelope import Envelope, Origin, rejected
 from monitor.stream.intake import EVENT_ADAPTERS, peek, reason_kind, valid_event, why_refused
-from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.stream.live import LiveNetwork, Published
 from monitor.stream.metrics import (
     CLOCK_BEHIND,
     CLOCK_STATE,
-    DATA_LAG,
-    LOOP_LAG,
     CONSUMED,
     CONSUMER_LAG,
+    DATA_LAG,
     DEADLETTER,
     DEADLINE_LAG,
     DUPLICATES,
     EXPORTERS,
+    LOOP_LAG,
     PROCESSING_LAG,
     RECOVERED,
     REFETCHED,

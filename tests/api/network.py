@@ -66,8 +66,8 @@ def alert(exporter_id: str, obligation: str, subject: str, *, market: str | None
         "alert_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{exporter_id}|{obligation}|{market}|{subject}|{severity}")),
         "exporter_id": exporter_id, "market": market, "obligation": obligation, "severity": severity,
         "status": status, "subject": subject, "opened_at": stamp(opened), "resolved_at": stamp(resolved),
-        "raised_at": stamp(raised or opened), "renewal_relevant": severity == "breach", "policy_version": POLICY,
-        "accountable": accountable(exporter_id),
+        "raised_at": stamp(raised or opened), "clock": "wall_clock" if obligation == "response_48h" else "event_time",
+        "renewal_relevant": severity == "breach", "policy_version": POLICY, "accountable": accountable(exporter_id),
         "evidence": {"exporter": exporter_id, "subject": subject, "note": "built for the API tests"},
     }
 
