@@ -65,6 +65,14 @@ def kafka_security_options(settings: MonitorSettings) -> dict[str, Any]:
     return options
 
 
+# How old a long-lived consumer's cluster metadata may grow (aiokafka's default is 5 min). When a
+# partition's leader moves while the consumer is looking up where to start reading it (after a
+# rebalance during a broker failure), aiokafka 0.14 retries that lookup against the old leader
+# without asking for new metadata, so the partition is not read until the metadata is next
+# refreshed; the Java client refreshes at once (KAFKA-9535).
+METADATA_MAX_AGE_MS = 10_000
+
+
 def kafka_client_options(settings: MonitorSettings) -> dict[str, Any]:
     """The keyword arguments that connect an aiokafka client as the settings say:
     `bootstrap_servers` (MONITOR_KAFKA_BOOTSTRAP) and `kafka_security_options`."""

@@ -41,6 +41,14 @@ WORKAROUNDS: dict[str, dict[str, float]] = {}
 BROKER_KINDS: dict[str, str] = {}  # bootstrap -> which broker it is, for the summary
 
 
+def metric(worker: WorkerProcess, name: str) -> float:
+    """The sum over labels of a counter or gauge on the worker's /metrics page."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#") and (line[len(name)] in " {"))
+
+
 def unique_names() -> TopicNames:
     return TopicNames.of(f"t{uuid.uuid4().hex[:10]}.")
 

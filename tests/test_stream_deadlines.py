@@ -14,7 +14,6 @@ Latency is printed, never asserted: only "it never arrived" fails, after a gener
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import orjson
 
 from monitor.stream.topics import TopicNames
-from tests.streaming import WorkerProcess, final_alerts, produce, read_topic, unique_names
+from tests.streaming import WorkerProcess, final_alerts, metric, produce, read_topic, unique_names
 
 EXPORTER = "EXP-001"  # bundled registry: brands with WMIs LRN and LB7, licence for 2026, major markets EG, KE
 VIN = "LRNCE4CB5N0012345"  # WMI LRN: one of EXP-001's own brands, so no authorisation alert
@@ -71,14 +70,6 @@ def wait_for(bootstrap: str, names: TopicNames, ticket_id: str, severity: str, s
     assert arrived(messages), (f"no {severity} {status} for {ticket_id} within {NEVER} s; alerts: {messages}\n"
                                f"worker log:\n{worker.tail()}")
     return messages
-
-
-def metric(worker: WorkerProcess, name: str) -> float:
-    """The sum over labels of a counter on the worker's /metrics page."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name) and not line.startswith("#") and (line[len(name)] in " {"))
 
 
 def test_breach_is_raised_at_the_deadline_with_no_further_event(kafka_bootstrap: str, tmp_path: Path) -> None:

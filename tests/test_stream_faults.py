@@ -33,6 +33,7 @@ from tests.streaming import (
     WorkerProcess,
     evaluate_json,
     final_alerts,
+    metric,
     produce,
     read_topic,
     records_of_lines,
@@ -98,6 +99,12 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
 
 
 # ---- helpers --------------------------------------------------------------------------------------
+
+
+def judged(worker: WorkerProcess) -> float:
+    """Input events the worker's judging stage has taken (each judged once, or found a duplicate)."""
+    return (metric(worker, "monitor_event_processing_lag_seconds_count")
+            + metric(worker, "monitor_events_duplicate_total"))
 
 
 def consumed(worker: WorkerProcess) -> int | None:
@@ -376,3 +383,58 @@ def _wait_for(condition: Any, timeout: float) -> Any:
             return result
         time.sleep(0.2)
     return None
+
+
+def test_a_takeover_after_a_long_history_judges_again_only_the_input_since_the_checkpoint(
+        kafka_bootstrap: str, tmp_path: Path, scenario: Scenario) -> None:
+    """The history is judged and checkpointed; then the last events come, and the worker is killed -9
+    before a checkpoint covers them (most of the time: the test holds either way). The worker taking
+    over loads the checkpoints and judges again at most those last events, and ends where `evaluate`
+    does."""
+    tail = 1_000
+    history, last = scenario.lines[:-tail], scenario.lines[-tail:]
+    names = unique_names()
+    env = {**scenario.env(), "MONITOR_CHECKPOINT_SECONDS": "5"}
+    first = WorkerProcess(kafka_bootstrap, names, tmp_path, env=env, name="checkpointed").start()
+    try:
+        first.wait_ready(READY_TIMEOUT)
+        asyncio.run(produce(kafka_bootstrap, records_of_lines(history, names)))
+        covered = _wait_for(lambda: judged(first) >= len(history)
+                            and metric(first, "monitor_events_since_checkpoint") == 0
+                            and metric(first, "monitor_checkpoints_written_total") > 0, timeout=SETTLE_TIMEOUT)
+        assert covered, f"the history was not checkpointed: {first.tail()}"
+        checkpoints = metric(first, "monitor_checkpoints_written_total")
+        asyncio.run(produce(kafka_bootstrap, records_of_lines(last, names)))
+        read = _wait_for(lambda: consumed(first) == len(scenario.lines), timeout=SETTLE_TIMEOUT)
+        assert read, first.tail()
+        since = _wait_for(lambda: metric(first, "monitor_events_since_checkpoint"), timeout=10) or 0
+        alive(first)
+    finally:
+        first.kill()
+
+    second = WorkerProcess(kafka_bootstrap, names, tmp_path, app_id=first.app_id, env=env, name="taking over")
+    with second:
+        started = time.monotonic()
+        second.wait_ready(READY_TIMEOUT)
+        ready = time.monotonic() - started
+        messages, done = wait_settled(kafka_bootstrap, names.alerts, scenario.wanted)
+        rejudged = metric(second, "monitor_takeover_events_rejudged_total")
+        figures = final_figures(kafka_bootstrap, names.compliance, scenario.figures())
+        assert _wait_for(lambda: metric(second, "monitor_events_since_checkpoint") == 0, timeout=60), second.tail()
+        alive(second)
+    # every envelope is covered by a checkpoint now: the table keeps none of them, only the checkpoints
+    table: dict[bytes, bytes | None] = {}
+    for record in asyncio.run(read_topic(kafka_bootstrap, f"{first.app_id}-exporters-changelog", idle=2.0,
+                                         raw=True)):
+        table[record.key] = record.value
+    envelopes = [key for key in table if not key.split(b"|")[2].startswith(b"c")]
+    kept = [key for key in envelopes if table[key] is not None]
+    print(f"\n[takeover after a checkpointed history] history {len(history):,} events, checkpointed "
+          f"({checkpoints:.0f} checkpoints); then {tail:,} more, {since:.0f} of them judged and not yet checkpointed "
+          f"at the kill\n  the worker taking over was ready {ready:.1f} s after it started and settled "
+          f"{done - started:.1f} s after; it judged again {rejudged:.0f} events\n  the table holds "
+          f"{len(table) - len(envelopes)} checkpoint chunks and {len(kept)} of the {len(envelopes)} envelopes written")
+    assert kept == [], "an envelope a checkpoint covers is deleted"
+    assert rejudged <= tail, "only the events since the checkpoint are judged again"
+    check_alerts(messages, scenario, "taking over")
+    check_figures(figures, scenario, "taking over")

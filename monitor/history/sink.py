@@ -125,7 +125,7 @@ class HistorySink:
         """The sink a worker (or `monitor sink`) runs: its bootstrap servers and Kafka security, topic prefix, group
         `<app_id>-history`, store URL, consumer timeouts, and the policy book's versions."""
         from monitor.history.store import history_url
-        from monitor.kafka import kafka_security_options
+        from monitor.kafka import METADATA_MAX_AGE_MS, kafka_security_options
 
         versions = [policy.earliest().version, *(t.version for t in policy.changes())]
         return cls(bootstrap=settings.kafka_bootstrap, names=TopicNames.of(settings.topic_prefix),
@@ -135,7 +135,8 @@ class HistorySink:
                        **kafka_security_options(settings),  # MONITOR_KAFKA_* security, as every client
                        "session_timeout_ms": round(settings.session_timeout_seconds * 1000),
                        "heartbeat_interval_ms": round(settings.heartbeat_seconds * 1000),
-                       "rebalance_timeout_ms": round(settings.rebalance_timeout_seconds * 1000)})
+                       "rebalance_timeout_ms": round(settings.rebalance_timeout_seconds * 1000),
+                       "metadata_max_age_ms": METADATA_MAX_AGE_MS})
 
     async def run(self) -> None:
         """Store every record of the three topics until cancelled.

@@ -46,6 +46,7 @@ class ExporterClock:
     received_at: Micros | None = None  # wall-clock instant of the last event received
     now: Micros = 0  # the clock: never moves back
     state: ClockState = ClockState.quiet
+    wall: Micros = 0  # the wall-clock instant of the last `advance`
 
     def received(self, occurred_at: Micros, wall: Micros) -> None:
         """An event of the exporter, at `occurred_at`, was received at wall-clock `wall`."""
@@ -62,6 +63,7 @@ class ExporterClock:
 
     def advance(self, wall: Micros, progress: InputProgress) -> Micros:
         """Move the clock for the wall-clock instant `wall`; returns the clock."""
+        self.wall = wall
         known = self.known_until(progress)
         if known is not None and wall - known <= self.lag_bound:
             self.state, candidate = ClockState.current, wall
@@ -74,11 +76,15 @@ class ExporterClock:
 
     def watermark(self, window: Micros, progress: InputProgress) -> Micros:
         """Up to when state events may be judged: `window` before the clock, and while a backlog
-        is coming, before the data received (what is behind it may yet arrive)."""
+        is coming, before the data received (what is behind it may yet arrive). Once the worker
+        has read all its input and nothing more came from the exporter for `window`, nothing of
+        it is in flight: everything received may be judged."""
         if self.state is not ClockState.backlog:
             return self.now - window
         known = self.known_until(progress)
-        return min(self.now, known if known is not None else self.now) - window
+        reached = min(self.now, known if known is not None else self.now)
+        settled = progress.caught_up and self.received_at is not None and self.wall - self.received_at >= window
+        return reached if settled else reached - window
 
     @property
     def kind(self) -> AlertClock:

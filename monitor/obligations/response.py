@@ -100,13 +100,19 @@ class Cycle:
 
 
 class TicketLedger:
-    """Every event of one ticket, de-duplicated by event_id, kept in rule order."""
+    """Every event of one ticket, de-duplicated by event_id, kept in rule order.
 
-    __slots__ = ("steps", "ticket_id")
+    A live worker folds a ticket that has long been settled into its counters and forgets its
+    events; should the ticket come back (reopened much later), its new ledger starts from what
+    the folded one ended with: `prior_cycles` cycles, and the ticket's `prior_state`."""
 
-    def __init__(self, ticket_id: str) -> None:
+    __slots__ = ("prior_cycles", "prior_state", "steps", "ticket_id")
+
+    def __init__(self, ticket_id: str, prior_cycles: int = 0, prior_state: str | None = None) -> None:
         self.ticket_id = ticket_id
         self.steps: list[TicketStep] = []
+        self.prior_cycles = prior_cycles
+        self.prior_state = prior_state
 
     def add(self, step: TicketStep) -> bool:
         """Record an event; False when its event_id was already seen.
@@ -120,17 +126,11 @@ class TicketLedger:
         return True
 
 
-def ticket_cycles(
-    ledger: TicketLedger, policy: PolicyBook, now: Micros
-) -> tuple[list[Cycle], list[Finding]]:
-    """The ticket's cycles with their outcomes as of `now`, and any inconsistent data.
-
-    Only steps at or before `now` exist for this judgement.
-    """
-    steps = [s for s in ledger.steps if s.at <= now]
+def _cycle_starts(ledger: TicketLedger, steps: Sequence[TicketStep]) -> tuple[list[int], str | None, list[Finding]]:
+    """Where in `steps` each cycle starts, the ticket's state after them, and inconsistent data."""
     findings: list[Finding] = []
     starts: list[int] = []
-    state = None  # None before any cycle, then "open", "resolved" or "cancelled"
+    state = ledger.prior_state  # None before any cycle, then "open", "resolved" or "cancelled"
     for index, step in enumerate(steps):
         kind = step.type
         if kind is TicketEventType.opened:
@@ -151,17 +151,37 @@ def ticket_cycles(
             state = "resolved"
         elif kind is TicketEventType.cancelled and state == "open":
             state = "cancelled"
+    return starts, state, findings
+
+
+def ticket_end(ledger: TicketLedger) -> tuple[int, str | None]:
+    """What a ticket continues from once its events are folded away: its cycles so far and its
+    state after them (`TicketLedger.prior_cycles` and `prior_state`)."""
+    starts, state, _ = _cycle_starts(ledger, ledger.steps)
+    return ledger.prior_cycles + len(starts), state
+
+
+def ticket_cycles(
+    ledger: TicketLedger, policy: PolicyBook, now: Micros
+) -> tuple[list[Cycle], list[Finding]]:
+    """The ticket's cycles with their outcomes as of `now`, and any inconsistent data.
+
+    Only steps at or before `now` exist for this judgement.
+    """
+    steps = [s for s in ledger.steps if s.at <= now]
+    starts, _, findings = _cycle_starts(ledger, steps)
 
     first_start = starts[0] if starts else len(steps)
     early = [s.event_id for s in steps[:first_start]
-             if s.type in (TicketEventType.responded, TicketEventType.resolved)]
+             if s.type in (TicketEventType.responded, TicketEventType.resolved) and ledger.prior_state is None]
     if early:
         findings.append(Finding("answer_before_cycle_start", steps[0].exporter_id, ledger.ticket_id,
                                 "an answer precedes every cycle start of the ticket", early))
 
     cycles = []
-    for number, begin in enumerate(starts, start=1):
-        end = starts[number] if number < len(starts) else len(steps)
+    for number, begin in enumerate(starts, start=ledger.prior_cycles + 1):
+        index = number - ledger.prior_cycles
+        end = starts[index] if index < len(starts) else len(steps)
         cycles.append(_judge(ledger.ticket_id, number, steps[begin], steps[begin + 1 : end], policy, now))
     return cycles, findings
 

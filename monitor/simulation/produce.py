@@ -404,8 +404,8 @@ async def produce(plan: SimulationPlan, kafka: KafkaTarget, prefix: str = "after
     drift), never an event before its time when `plan.live`, and ends, without `live`, at the
     first event still in the future. Setting `stop` ends the run promptly. Whatever ends it,
     what was handed to the producer is flushed before this returns. `progress` gets the
-    running figures about once a second. Failed deliveries end the run; they are counted in
-    the result, not raised.
+    running figures about once a second, and the final ones once the run has ended. Failed
+    deliveries end the run; they are counted in the result, not raised.
     """
     from aiokafka.errors import KafkaError
 
@@ -430,6 +430,8 @@ async def produce(plan: SimulationPlan, kafka: KafkaTarget, prefix: str = "after
         ended = "failed"
     stats = tally.stats(idempotent=idempotent, ended=ended)
     log.debug("simulation %s: %s", ended, stats.describe())
+    if progress is not None:
+        progress(stats)  # the last figures, however short the run
     return stats
 
 

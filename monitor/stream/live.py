@@ -16,7 +16,13 @@ the same "now".
   engine is restored from the last checkpoint before it and the events since are applied
   again, and the alerts that differ are corrected (opened, resolved or retracted).
   Checkpoints reach back `horizon`; a state event older than that can no longer re-judge
-  history and is reported as a finding (its ticket steps still count in full).
+  history and is reported as a finding.
+- **Bounded state.** What lies before the oldest checkpoint is folded away: a ticket whose
+  cycles are all answered or cancelled, and whose events are all older, leaves its outcomes
+  in the counters, its cycle count and state (should it be reopened), and nothing else; its
+  events, its alerts (final by then) and the event ids seen before are forgotten. A step of
+  such a ticket older than the oldest checkpoint is reported as a finding, not counted. A
+  ticket with a cycle still waiting is kept whole, however old.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import copy
 import heapq
 import itertools
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,11 +53,14 @@ from monitor.obligations.response import (
     cycle_alerts,
     next_change,
     ticket_cycles,
+    ticket_end,
 )
 from monitor.obligations.timebase import HOUR, Micros, stamp
 
 log = logging.getLogger(__name__)
 
+CHECKPOINT_EVERY = 5000  # events between two in-memory checkpoints of an exporter's engine
+MAX_FINDINGS = 1000  # data-quality findings a live exporter keeps
 Entry = tuple[Micros, str, InputEvent]  # (occurred_at, event_id, event): ordered as the core reads them
 Published = dict[str, dict[str, Any]]  # alert_id -> the last ComplianceAlert message published for it
 
@@ -67,6 +77,7 @@ class _TicketView:
 
     alerts: dict[str, AlertRecord] = field(default_factory=dict)
     outcomes: list[tuple[str, Outcome, float | None]] = field(default_factory=list)
+    settled: bool = False  # every cycle answered or cancelled, and no step to come
 
 
 @dataclass(slots=True)
@@ -84,7 +95,7 @@ class LiveExporter:
     """Everything a worker knows about one exporter, and what it has published about it."""
 
     def __init__(self, exporter_id: str, registry: Mapping[str, ExporterRegistration], policy: PolicyBook, *,
-                 horizon: Micros = 7 * 24 * HOUR, checkpoint_every: int = 5000,
+                 horizon: Micros = 7 * 24 * HOUR, checkpoint_every: int = CHECKPOINT_EVERY,
                  published: Published | None = None, clock: ExporterClock | None = None) -> None:
         self.exporter_id = exporter_id
         self.clock = clock if clock is not None else ExporterClock()
@@ -101,7 +112,9 @@ class LiveExporter:
         self.tallies: dict[str, ResponseTally] = {}
         self.due: list[tuple[Micros, str]] = []  # heap: (instant, ticket_id) to judge again
         self.dirty_tickets: set[str] = set()
-        self.findings: list[Finding] = []
+        self.findings: deque[Finding] = deque(maxlen=MAX_FINDINGS)  # the latest (each is also logged)
+        self.folded: dict[str, tuple[int, str | None]] = {}  # ticket -> its cycles and state when folded
+        self.forgotten: list[str] = []  # alert ids folded away, for the worker to forget too
         self.published: Published = published if published is not None else {}
         self._rebuild_from: Micros | None = None  # earliest late instant since the last flush
         self._since_checkpoint = 0
@@ -129,12 +142,17 @@ class LiveExporter:
         return True
 
     def _place(self, at: Micros, event: InputEvent) -> None:
+        floor = self.checkpoints[0].now
+        beyond = floor is not None and at <= floor
         if isinstance(event, ServiceTicketEvent):
+            if beyond and event.ticket_id in self.folded:
+                self._too_late(at, event)
+                return
             self._ticket_step(at, event)
         entry = (at, event.event_id, event)
         now = self.engine.now
         if now is not None and at <= now:
-            if self.checkpoints[0].now is not None and at <= self.checkpoints[0].now:
+            if beyond:
                 self._too_late(at, event)
                 return
             bisect.insort(self.applied, entry, key=_order)
@@ -185,19 +203,24 @@ class LiveExporter:
             self.dirty_tickets.add(event.ticket_id)
 
     def _too_late(self, at: Micros, event: InputEvent) -> None:
+        if isinstance(event, ServiceTicketEvent) and event.ticket_id in self.folded:
+            effect = f"ticket {event.ticket_id} was settled and folded before then; the step is not counted"
+        else:
+            effect = ("it no longer re-judges parts, coverage or network history (a ticket step still counts "
+                      "for its ticket)")
         kind = "ticket step" if isinstance(event, ServiceTicketEvent) else "state event"
         self.findings.append(Finding(
             "beyond_reorder_horizon", self.exporter_id, event.event_id,
             f"{kind} at {stamp(at)} arrived after its exporter's history was judged past "
-            f"{stamp(self.checkpoints[0].now or 0)}; it no longer re-judges parts, coverage or network "
-            "history (a ticket step still counts for its ticket)", [event.event_id]))
+            f"{stamp(self.checkpoints[0].now or 0)}; {effect}", [event.event_id]))
         log.warning("exporter %s: event %s at %s is older than the re-judging horizon",
                     self.exporter_id, event.event_id, stamp(at))
 
     def _ticket_step(self, at: Micros, event: ServiceTicketEvent) -> None:
         ledger = self.tickets.get(event.ticket_id)
-        if ledger is None:
-            ledger = self.tickets[event.ticket_id] = TicketLedger(event.ticket_id)
+        if ledger is None:  # a new ticket, or one folded away that comes back
+            ledger = self.tickets[event.ticket_id] = TicketLedger(event.ticket_id,
+                                                                 *self.folded.pop(event.ticket_id, (0, None)))
         ledger.add(TicketStep.make(at, event.event_id, event.type, event.exporter_id, event.market, event.vin))
         self.dirty_tickets.add(event.ticket_id)
 
@@ -209,6 +232,17 @@ class LiveExporter:
         self._rebuild_from = self.applied[0][0] if self.applied else None
         self._engine_changed = True
         self._resync_state_alerts()
+
+    def taken_over(self) -> None:
+        """Restored from a checkpoint by another worker: compare every alert with what was
+        published (the record may be ahead of the checkpoint), report its figures again, and
+        judge again under the registry as it is now if the exporter's registration changed."""
+        self._full_diff = True
+        self.freshness_reported = None
+        fresh = self._fresh_engine().books.get(self.exporter_id)
+        mine = self.engine.books.get(self.exporter_id)
+        if (fresh and (fresh.registration, fresh.wmis)) != (mine and (mine.registration, mine.wmis)):
+            self.registry_changed()
 
     # ---- the clock ----------------------------------------------------------------------------
 
@@ -227,6 +261,8 @@ class LiveExporter:
         came_due: dict[str, set[Micros]] = {}
         while self.due and self.due[0][0] <= clock:
             instant, ticket_id = heapq.heappop(self.due)
+            if ticket_id not in self.tickets:
+                continue  # folded since: nothing of it was still to come
             self.dirty_tickets.add(ticket_id)
             came_due.setdefault(ticket_id, set()).add(instant)
         if self.dirty_tickets:
@@ -263,6 +299,20 @@ class LiveExporter:
         oldest = self.checkpoints[0].now
         if oldest is not None:
             del self.applied[: bisect.bisect_right(self.applied, oldest, key=lambda e: e[0])]
+            self._fold(oldest)
+
+    def _fold(self, floor: Micros) -> None:
+        """Forget what nothing can change any more: event ids seen before `floor` (a copy coming
+        now is beyond the horizon anyway), and tickets settled before it."""
+        self.seen = {event_id: at for event_id, at in self.seen.items() if at > floor}
+        settled = [ticket_id for ticket_id, view in self.views.items()
+                   if view.settled and ticket_id not in self.dirty_tickets
+                   and self.tickets[ticket_id].steps[-1].at <= floor]
+        for ticket_id in settled:
+            self.folded[ticket_id] = ticket_end(self.tickets.pop(ticket_id))
+            for alert_id in self.views.pop(ticket_id).alerts:
+                if self.published.pop(alert_id, None) is not None:
+                    self.forgotten.append(alert_id)
 
     def _rebuild(self, late: Micros) -> None:
         """Judge the state obligations again from the last checkpoint before `late`."""
@@ -339,8 +389,13 @@ class LiveExporter:
                 self._retract(alert_id, clock, changes)
             if outcomes != view.outcomes:
                 changes.markets.update(m for m, _, _ in (*view.outcomes, *outcomes))
-            self.views[ticket_id] = _TicketView(alerts, outcomes)
-            if (due := next_change(ledger, cycles, clock)) is not None:
+            due = next_change(ledger, cycles, clock)
+            # a ticket with no cycle yet may still start one; one that came back after it was folded
+            # (an answer's resolution, days later) may have none of its own
+            started = bool(cycles) or ledger.prior_cycles > 0
+            settled = due is None and started and all(c.closed_at() is not None for c in cycles)
+            self.views[ticket_id] = _TicketView(alerts, outcomes, settled)
+            if due is not None:
                 heapq.heappush(self.due, (due, ticket_id))
         self.dirty_tickets.clear()
 
@@ -435,10 +490,12 @@ class LiveNetwork:
 
     def __init__(self, registry: Mapping[str, ExporterRegistration], policy: PolicyBook, *,
                  horizon: Micros = 7 * 24 * HOUR, published: Callable[[str], Published] | None = None,
-                 lag_bound: Micros = LAG_BOUND, idle_after: Micros = IDLE_AFTER) -> None:
+                 lag_bound: Micros = LAG_BOUND, idle_after: Micros = IDLE_AFTER,
+                 checkpoint_every: int = CHECKPOINT_EVERY) -> None:
         self.registry: dict[str, ExporterRegistration] = dict(registry)
         self.policy = policy
         self.horizon = horizon
+        self.checkpoint_every = checkpoint_every
         self.lag_bound, self.idle_after = lag_bound, idle_after
         self.exporters: dict[str, LiveExporter] = {}
         self._published = published
@@ -451,8 +508,13 @@ class LiveNetwork:
             published = self._published(exporter_id) if self._published is not None else None
             live = self.exporters[exporter_id] = LiveExporter(
                 exporter_id, self.registry, self.policy, horizon=self.horizon, published=published,
-                clock=ExporterClock(self.lag_bound, self.idle_after))
+                clock=ExporterClock(self.lag_bound, self.idle_after), checkpoint_every=self.checkpoint_every)
         return live
+
+    def adopt(self, live: LiveExporter) -> None:
+        """Judge an exporter restored from a checkpoint (a takeover)."""
+        live.registry, live.horizon = self.registry, self.horizon
+        self.exporters[live.exporter_id] = live
 
     def add(self, at: Micros, event: InputEvent, received_at: Micros | None = None) -> bool:
         """Take one validated event (received at wall-clock `received_at`, for its exporter's

@@ -61,6 +61,16 @@ RECOVERED = Counter("monitor_workaround_records_total",
                     "consumer_skipped (envelopes after a gap), consumer_stopped_short (envelopes at a quiet "
                     "partition's end), changelog_past_reported_end and deadletter_past_reported_end (a broker "
                     "reporting end offsets short, the embedded one) (records)", ["workaround"])
+CHECKPOINTS = Counter("monitor_checkpoints_written_total",
+                      "Exporter state checkpoints written to the worker's table (checkpoints)")
+CHECKPOINT_BYTES = Histogram("monitor_checkpoint_size_bytes", "Size of each exporter state checkpoint written (bytes)",
+                             buckets=(4096, 16384, 65536, 262144, 1048576, 4194304, 16777216))
+UNCHECKPOINTED = Gauge("monitor_events_since_checkpoint",
+                       "Events judged since their exporter's last checkpoint, over this worker's exporters: what "
+                       "a worker taking over now would judge again (events)")
+REJUDGED = Counter("monitor_takeover_events_rejudged_total",
+                   "Events judged again when a worker took a partition over: those since each exporter's "
+                   "last checkpoint (events)")
 EXPORTERS = Gauge("monitor_exporters_judged", "Exporters this worker judges, on its partitions (exporters)")
 PROCESSING_LAG = Histogram(
     "monitor_event_processing_lag_seconds",

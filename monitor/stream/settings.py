@@ -33,6 +33,9 @@ class WorkerSettings(MonitorSettings):
     clock_idle_after_seconds: float = Field(
         300.0, ge=0, description="an exporter that sent nothing for this long, while the worker has read all its "
                                  "input, is quiet and runs on the wall clock (clock.idle_after)")
+    checkpoint_seconds: float = Field(
+        10.0, gt=0, description="how often each changed exporter's state is checkpointed to the worker's table; "
+                                "a worker taking over judges again only the input since the last checkpoint")
     horizon_hours: float = Field(168.0, gt=0,
                                  description="how far back late state events can still re-judge history")
     as_of: AwareDatetime | None = Field(None, description="a fixed 'now' (replays and tests); default the "

@@ -6,10 +6,12 @@ Two stages in one Faust app, so that several workers share the work by partition
    dead-letters what cannot be used, and forwards the rest untouched, in envelopes, to the
    internal topic keyed by exporter. Registrations go to every partition.
 2. **judging** reads that topic: each partition holds whole exporters, judged live by the
-   obligation core (`monitor.stream.live`). Every envelope is kept in a changelog-backed
-   table, and so is every alert message published, so a worker that takes over a partition
-   (after a crash or a rebalance) judges its exporters again from their events and corrects
-   only what differs from what was published.
+   obligation core (`monitor.stream.live`). Each exporter's compact state is checkpointed
+   every few seconds to a changelog-backed table, with the envelopes judged since
+   (`monitor.stream.checkpoint`), and every alert message published is kept in another, so
+   a worker that takes over a partition (after a crash or a rebalance) loads its exporters,
+   judges again only the input since their checkpoints, and corrects only what differs from
+   what was published.
 
 A timer moves the clock: deadlines and outlets going stale are judged when they fall due,
 with no further event. Offsets are committed by Faust after the producer has flushed, so an
@@ -19,9 +21,14 @@ input message counts as consumed only once its envelope (and so its effect) is d
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import contextvars
+import itertools
 import logging
+import os
+import signal
+import sys
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
@@ -31,6 +38,7 @@ from typing import Any
 import faust
 import orjson
 from aiokafka.errors import KafkaError
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import ValidationError
 
@@ -43,10 +51,13 @@ from monitor.kafka import KafkaTarget, client_options, faust_broker_options, kaf
 from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
+from monitor.stream import checkpoint
 from monitor.stream.envelope import Envelope, Origin, rejected
 from monitor.stream.intake import EVENT_ADAPTERS, peek, reason_kind, valid_event, why_refused
 from monitor.stream.live import LiveNetwork, Published
 from monitor.stream.metrics import (
+    CHECKPOINT_BYTES,
+    CHECKPOINTS,
     CLOCK_BEHIND,
     CLOCK_STATE,
     CONSUMED,
@@ -61,8 +72,10 @@ from monitor.stream.metrics import (
     RECOVERED,
     REFETCHED,
     REJECTED,
+    REJUDGED,
     SNAPSHOTS,
     TRANSITIONS,
+    UNCHECKPOINTED,
     ComplianceSeries,
 )
 from monitor.stream.settings import WorkerSettings
@@ -74,6 +87,8 @@ ENVELOPE_BYTES = 512 * 1024  # an envelope is sent before it grows past this
 STRAGGLER_CHECK_SECONDS = 2.0  # a partition quiet this long is read past its last judged envelope
 STRAGGLER_RECHECK_SECONDS = 30.0  # and read so again at this interval while it stays quiet
 LOOP_PROBE_SECONDS = 0.05  # how often the event loop's lag is measured
+CHECKPOINT_BUDGET_SECONDS = 0.05  # the most of one tick spent writing checkpoints
+STRAGGLER_PENDING_SECONDS = 10.0  # envelopes fetched but not handed over for this long are read directly
 SENDER_SILENCE = 10.0  # seconds after which a sender's catching-up watermark no longer holds the clock back
 
 
@@ -155,6 +170,15 @@ class StreamWorker:
         self._unsent: list[dict[str, Any]] = []  # taken over, recorded as about to be sent but not as sent
         self._loading = asyncio.Lock()
         self.judged_to: dict[int, int] = {}  # judging partition -> the last offset judged or taken over
+        # per exporter: offsets of the envelopes kept since its checkpoint, the events judged since,
+        # the slot its next checkpoint goes to, and how many chunks each slot holds
+        self._kept: dict[str, list[int]] = defaultdict(list)
+        self._since: dict[str, int] = {}
+        self._next_slot: dict[str, bytes] = {}
+        self._chunks: dict[tuple[str, bytes], int] = {}
+        self.fatal: str | None = None  # why the worker stopped itself
+        self._round: list[str] = []  # exporters still to checkpoint in this round
+        self._next_checkpoint = 0.0
         self.last_envelope_at: dict[int, float] = {}  # judging partition -> when its last envelope came
         self._judging_lock = asyncio.Lock()
         self._next_straggler_check = 0.0
@@ -202,15 +226,16 @@ class StreamWorker:
         self.alerts = app.topic(names.alerts, key_serializer="raw", value_serializer="raw")
         self.compliance = app.topic(names.compliance, key_serializer="raw", value_serializer="raw")
         self.deadletter = app.topic(names.deadletter, key_serializer="raw", value_serializer="raw")
-        # the envelopes each partition has read (its exporters' events), and every alert message published
-        self.envelopes: Any = app.tables.add(PartitionKeyedTable(
-            app, name="envelopes", default=None, partitions=s.partitions, beacon=app.tables.beacon,
+        # each exporter's checkpoint and the envelopes judged since (`P|exporter|c<slot><chunk>`,
+        # `P|exporter|<offset>`), and every alert message published (`P|exporter|alert_id`)
+        self.state_table: Any = app.tables.add(PartitionKeyedTable(
+            app, name="exporters", default=None, partitions=s.partitions, beacon=app.tables.beacon,
             key_type=bytes, value_type=bytes))
         self.published_table: Any = app.tables.add(PartitionKeyedTable(
             app, name="published", default=None, partitions=s.partitions, beacon=app.tables.beacon,
             key_type=bytes, value_type=bytes))
         self._changelogs = {id(table): table.changelog_topic.get_topic_name()
-                            for table in (self.envelopes, self.published_table)}
+                            for table in (self.state_table, self.published_table)}
         app.agent(self.inputs, name="intake")(self._intake)
         app.agent(self.by_exporter, name="judging")(self._judging)
         app.timer(s.tick_seconds, name="clock")(self._tick)
@@ -231,6 +256,7 @@ class StreamWorker:
     async def _metrics_page(self, web: Any, request: Any) -> Any:
         self._show_consumer_lag()
         self._show_freshness()
+        UNCHECKPOINTED.set(sum(self._since.values()))
         return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     def _show_freshness(self) -> None:
@@ -432,16 +458,35 @@ class StreamWorker:
                  if now - (came := self.last_envelope_at.get(p, 0.0)) >= STRAGGLER_CHECK_SECONDS
                  and ((checked := self.checked_at.get(p)) is None or checked < came
                       or now - checked >= STRAGGLER_RECHECK_SECONDS)}
+        consumer = self.app.consumer
+        fetching = getattr(consumer, "_active_partitions", None)  # Faust's: the partitions it fetches now
+        for partition, start in list(quiet.items()):
+            # the consumer holds the partition back (Faust stops fetching one whose buffer is full, until
+            # the judging stage has taken what it holds) or knows there is more (the end offset of its
+            # last fetch): the envelopes come in their turn. Its position is not asked: that call waits,
+            # in the consumer's own thread, for a position to be known, and holds up every call there.
+            tp = TP(self.internal_topic, partition)
+            try:
+                held_back = fetching is not None and tp not in fetching
+                known_end = consumer.highwater(tp)  # None before its first fetch (just taken over)
+                pending = held_back or known_end is None or known_end > start
+            except Exception:  # not assigned to its consumer (a rebalance under way): read it
+                pending = False
+            if pending and now - self.last_envelope_at.get(partition, 0.0) < STRAGGLER_PENDING_SECONDS:
+                del quiet[partition]
         if not quiet:
             return
-        for partition in quiet:
-            self.checked_at[partition] = now
         try:
             found = await read_after(kafka_client_options(self.settings), self.internal_topic, quiet)
         except (TimeoutError, KafkaError) as exc:
             log.warning("reading the ends of partitions %s failed (%s); trying again later", sorted(quiet), exc)
             return
-        for partition, records in found.items():
+        # the consumer has had STRAGGLER_CHECK_SECONDS to deliver an envelope before it counts as left out
+        written_before = int(time.time() * 1000 - STRAGGLER_CHECK_SECONDS * 1000)
+        for partition, found_there in found.items():
+            records = list(itertools.takewhile(lambda r: r[3] <= written_before, found_there))
+            if len(records) == len(found_there):
+                self.checked_at[partition] = now  # else looked at again at the next check, in two seconds
             if not records:
                 continue
             async with self._judging_lock:
@@ -451,7 +496,7 @@ class StreamWorker:
                 RECOVERED.labels("consumer_stopped_short").inc(len(records))
                 log.warning("partition %d: envelopes %d to %d were not delivered by the consumer; read from the "
                             "topic directly", partition, records[0][0], records[-1][0])
-                for at, key, data in records:
+                for at, key, data, _ in records:
                     if at > self.judged_to.get(partition, -1):
                         await self._judge_envelope(partition, at, key, data)
 
@@ -468,6 +513,7 @@ class StreamWorker:
         judged_at = now_micros()
         received_at = self.as_of if self.as_of is not None else judged_at
         debug = log.isEnabledFor(logging.DEBUG)
+        taken = 0
         for origin, value in envelope:
             try:
                 event = EVENT_ADAPTERS[origin.topic].validate_json(value)
@@ -478,13 +524,17 @@ class StreamWorker:
             if not self.network.add(at, event, received_at):
                 DUPLICATES.inc()
                 continue
+            taken += 1
             self._event_lag[origin.topic].observe(max(0, judged_at - at) / SECOND)
             if debug and isinstance(event, ServiceTicketEvent):
                 log.debug("ticket %s: event %s (%s) taken for judging", event.ticket_id, event.event_id,
                           event.type.value, extra={
                               "ticket_id": event.ticket_id, "event_id": event.event_id,
                               "exporter_id": event.exporter_id, "market": event.market, "type": event.type.value})
-        await self._keep(self.envelopes, b"%d|%s|%d" % (partition, key, offset), data)
+        if taken:  # one of only duplicates (input read again after a takeover) would change nothing
+            await self._keep(self.state_table, b"%d|%s|%d" % (partition, key, offset), data)
+            self._kept[exporter].append(offset)
+            self._since[exporter] = self._since.get(exporter, 0) + taken
 
     async def _ensure_loaded(self, partition: int) -> None:
         """Judge again, from the tables, the exporters of a partition this worker has just taken."""
@@ -492,8 +542,11 @@ class StreamWorker:
             if partition in self.loaded:
                 return
             await self._complete_tables(partition)
-            self._load(partition)
+            covered = self._load(partition)
+            for key in covered:  # the previous owner stopped between a checkpoint and these deletions
+                await self._keep(self.state_table, key, None)
             self.loaded.add(partition)
+            self.last_envelope_at[partition] = time.monotonic()  # its consumer starts fetching from now
 
     async def _complete_tables(self, partition: int) -> None:
         """Apply the changelog records that Faust's recovery may have stopped short of.
@@ -506,7 +559,7 @@ class StreamWorker:
         """
         if not self.short_end_offsets:
             return  # the broker reports true end offsets (Apache Kafka): Faust's recovery read everything
-        tables = {table.changelog_topic.get_topic_name(): table for table in (self.envelopes, self.published_table)}
+        tables = {table.changelog_topic.get_topic_name(): table for table in (self.state_table, self.published_table)}
         while True:
             try:
                 tails = await last_batches(kafka_client_options(self.settings),
@@ -528,7 +581,10 @@ class StreamWorker:
                 applied += 1
         log.debug("partition %d: %d changelog records at the end applied again", partition, applied)
 
-    def _load(self, partition: int) -> None:
+    def _load(self, partition: int) -> list[bytes]:
+        """Take over a partition's exporters: each from its last checkpoint, then the envelopes
+        judged since, with what was published about it. Returns the keys of envelopes that a
+        checkpoint covers, still to delete."""
         prefix = b"%d|" % partition
         published: dict[str, Published] = defaultdict(dict)
         for key, value in list(self.published_table.items()):
@@ -538,18 +594,55 @@ class StreamWorker:
                 if value[:1] != b"1":  # the previous owner may have stopped before sending it
                     self._unsent.append(message)
         self._published_loading = dict(published)
-        count = 0
-        entries = sorted((bytes(k), v) for k, v in list(self.envelopes.items()) if bytes(k).startswith(prefix))
-        self.judged_to[partition] = max((int(key.rsplit(b"|", 1)[1]) for key, _ in entries), default=-1)
-        for key, data in entries:
-            exporter = key.split(b"|")[1].decode()
-            self.partition_of[exporter] = partition
-            for origin, value in Envelope.decode(data):
-                event = valid_event(origin.topic, value)
-                if event is not None:
-                    self.network.add(to_micros(event.occurred_at), event)
-                    count += 1
+        chunks: dict[str, list[tuple[bytes, bytes]]] = defaultdict(list)
+        envelopes: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
+        for table_key, value in list(self.state_table.items()):
+            key = bytes(table_key)
+            if not key.startswith(prefix) or value is None:
+                continue
+            _, exporter_key, suffix = key.split(b"|", 2)
+            exporter = exporter_key.decode()
+            if checkpoint.is_chunk(suffix):
+                chunks[exporter].append((suffix, value))
+                self._chunks[(exporter, suffix[1:2])] = max(self._chunks.get((exporter, suffix[1:2]), 0),
+                                                            int(suffix[2:]) + 1)
+            else:
+                envelopes[exporter].append((int(suffix), value))
         wall = self.as_of if self.as_of is not None else now_micros()
+        judged_to, restored, count = -1, 0, 0
+        covered: list[bytes] = []
+        for exporter in {*chunks, *envelopes}:
+            self.partition_of[exporter] = partition
+            since = -1
+            kept = checkpoint.latest(chunks.get(exporter, ()))
+            if kept is not None:
+                try:
+                    live = checkpoint.thaw(kept.blob, self.network.registry, self.network.policy,
+                                           published.get(exporter, {}))
+                except checkpoint.FormatRefused as exc:  # judging on without it would lose the exporter's history
+                    self.fatal = (f"exporter {exporter}: {exc}; run a version that reads it, or start with a new "
+                                  "MONITOR_APP_ID to judge the input topics again from their start")
+                    log.critical("%s; stopping", self.fatal)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    raise
+                self.network.adopt(live)
+                since, restored = kept.offset, restored + 1
+                self._next_slot[exporter] = checkpoint.SLOTS[1 - checkpoint.SLOTS.index(kept.slot)]
+                judged_to = max(judged_to, kept.offset)
+            self._kept[exporter] = sorted(offset for offset, _ in envelopes.get(exporter, ()) if offset > since)
+            for offset, data in sorted(envelopes.get(exporter, ())):
+                judged_to = max(judged_to, offset)
+                if offset <= since:
+                    covered.append(b"%d|%s|%d" % (partition, exporter.encode(), offset))
+                    continue
+                for origin, value in Envelope.decode(data):
+                    event = valid_event(origin.topic, value)
+                    if event is not None:
+                        self.network.add(to_micros(event.occurred_at), event, wall)
+                        self._since[exporter] = self._since.get(exporter, 0) + 1
+                        count += 1
+        self.judged_to[partition] = judged_to
+        REJUDGED.inc(count)
         for exporter, messages in published.items():
             self.partition_of.setdefault(exporter, partition)
             clock = self.network.exporter(exporter).clock
@@ -562,10 +655,54 @@ class StreamWorker:
             if partition_here == partition:  # silence is counted from the takeover, not from the start
                 self.network.exporter(exporter).clock.received_at = wall
         self._published_loading = {}
-        if count or published:
-            log.info("partition %d: %d events of %d exporters taken over from the table, %d alerts published "
-                     "before", partition, count, len({*published, *(k.split(b"|")[1].decode() for k, _ in entries)}),
+        if count or restored or published:
+            log.info("partition %d: %d exporters taken over (%d from checkpoints), %d events since their "
+                     "checkpoints judged again, %d alerts published before", partition,
+                     len({*published, *chunks, *envelopes}), restored, count,
                      sum(len(p) for p in published.values()))
+        return covered
+
+    async def _write_checkpoints(self) -> None:
+        """Every `checkpoint_seconds`, checkpoint the exporters that changed: a few per tick, since
+        each costs the event loop a few milliseconds per thousand events it holds."""
+        now = time.monotonic()
+        if not self._round:
+            changed = [exporter for exporter, events in self._since.items() if events]
+            if now < self._next_checkpoint or not changed:
+                return
+            self._round, self._next_checkpoint = sorted(changed), now + self.settings.checkpoint_seconds
+        budget = now + CHECKPOINT_BUDGET_SECONDS
+        while self._round and time.monotonic() < budget:
+            async with self._judging_lock:
+                await self._write_checkpoint(self._round.pop())
+
+    async def _write_checkpoint(self, exporter: str) -> None:
+        partition, live = self.partition_of.get(exporter), self.network.exporters.get(exporter)
+        if partition is None or live is None or partition not in self.loaded:
+            return
+        offset = self.judged_to.get(partition, -1)  # every envelope of the exporter up to it is judged
+        forgotten, live.forgotten = live.forgotten, []  # alerts of tickets folded away since the last one
+        blob = checkpoint.freeze(live)
+        slot = self._next_slot.get(exporter, checkpoint.SLOTS[0])
+        records = checkpoint.chunks(slot, offset, blob)
+        prefix = b"%d|%s|" % (partition, exporter.encode())
+        for suffix, value in records:
+            await self._keep(self.state_table, prefix + suffix, value)
+        # after the whole checkpoint, in the same changelog partition: what it covers is deleted
+        for suffix in checkpoint.stale_chunks(slot, len(records), self._chunks.get((exporter, slot), 0)):
+            await self._keep(self.state_table, prefix + suffix, None)
+        self._chunks[(exporter, slot)] = len(records)
+        kept = self._kept[exporter]
+        covered = bisect.bisect_right(kept, offset)
+        for envelope_offset in kept[:covered]:
+            await self._keep(self.state_table, prefix + b"%d" % envelope_offset, None)
+        del kept[:covered]
+        for alert_id in forgotten:
+            await self._keep(self.published_table, prefix + alert_id.encode(), None)
+        self._next_slot[exporter] = checkpoint.SLOTS[1 - checkpoint.SLOTS.index(slot)]
+        self._since[exporter] = 0
+        CHECKPOINTS.inc()
+        CHECKPOINT_BYTES.observe(len(blob))
 
     def _published_of(self, exporter_id: str) -> Published:
         return self._published_loading.get(exporter_id, {})
@@ -581,6 +718,11 @@ class StreamWorker:
             self.series.drop(gone)  # the new owner reports them: never two workers for long
             for exporter in gone:
                 del self.partition_of[exporter]
+                self._kept.pop(exporter, None)
+                self._since.pop(exporter, None)
+                self._next_slot.pop(exporter, None)
+                for slot in checkpoint.SLOTS:
+                    self._chunks.pop((exporter, slot), None)
             log.info("partition %d moved to another worker (%d exporters)", partition, len(gone))
         for partition in assigned - self.loaded:
             await self._ensure_loaded(partition)
@@ -611,6 +753,7 @@ class StreamWorker:
             return
         await self._sync_assignment()
         await self._judge_stragglers()
+        await self._write_checkpoints()
         self._read_progress()
         wall = now_micros()
         messages = self.network.tick(self.as_of if self.as_of is not None else wall, self.window, self._progress_of)
@@ -654,15 +797,19 @@ class StreamWorker:
         for message in messages:
             await self._record(message, sent=True)
 
-    async def _keep(self, table: Any, key: bytes, value: bytes) -> None:
-        """Set a table entry and hand its changelog record straight to the Kafka producer.
+    async def _keep(self, table: Any, key: bytes, value: bytes | None) -> None:
+        """Set a table entry (delete it, for None) and hand its changelog record straight to the
+        Kafka producer.
 
         Faust's own table writes wait in a buffer that its flush before a commit gives up on
         after 0.1 s without a send (a busy event loop), so a commit could overtake the record
         it depends on. Handed over here, the record is covered by the producer's flush that
         precedes every commit, which waits for the broker's acknowledgement.
         """
-        table.data[key] = value
+        if value is None:
+            table.data.pop(key, None)
+        else:
+            table.data[key] = value
         sent = await self.app.producer.send(self._changelogs[id(table)], key, value, int(key.split(b"|", 1)[0]),
                                             None, None)
         asyncio.ensure_future(sent).add_done_callback(self._check_sent)
@@ -773,14 +920,14 @@ async def read_range(kafka: KafkaTarget, topic: str, partition: int, start: int,
 
 
 async def read_after(kafka: KafkaTarget, topic: str, starts: Mapping[int, int], timeout: float = 10.0
-                     ) -> dict[int, list[tuple[int, bytes | None, bytes]]]:
-    """The records (offset, key, value) of each partition from its start offset to its end."""
+                     ) -> dict[int, list[tuple[int, bytes | None, bytes, int]]]:
+    """The records (offset, key, value, timestamp in ms) of each partition from its start offset to its end."""
     from aiokafka import TopicPartition
 
     tps = {TopicPartition(topic, partition): partition for partition in starts}
     async with _direct_consumer(kafka) as consumer:
         found = await _fetch(consumer, {tp: starts[p] for tp, p in tps.items()}, timeout=timeout)
-    return {tps[tp]: [(r.offset, r.key, r.value or b"") for r in records] for tp, records in found.items()}
+    return {tps[tp]: [(r.offset, r.key, r.value or b"", r.timestamp) for r in records] for tp, records in found.items()}
 
 
 async def topic_depth(kafka: KafkaTarget, topic: str, known: dict[int, tuple[int, int]] | None,
@@ -921,4 +1068,8 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
             services.append(Deliverer.from_settings(delivery, webhooks).service())
     runner = faust.Worker(worker.app, *services, override_logging=False)
     runner.spinner = None  # it would print to stdout; "Ready" is logged instead
-    runner.execute_from_commandline()
+    try:
+        runner.execute_from_commandline()
+    finally:
+        if worker.fatal is not None:
+            sys.exit(2)

@@ -1,0 +1,93 @@
+"""An exporter's live state checkpointed and restored, as a worker taking over does, without Kafka."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from monitor.contracts.policy import DEFAULT_POLICY
+from monitor.obligations.policy import PolicyBook
+from monitor.obligations.timebase import HOUR, to_micros
+from monitor.stream import checkpoint
+from monitor.stream.live import LiveNetwork
+from tests.test_live_judgement import AS_OF, EXAMPLE, EXPECTED, REGISTRY, Recorded, _assert_agrees, _standing
+
+POLICY = PolicyBook(DEFAULT_POLICY)
+
+
+def _feed(network: LiveNetwork, events: list, flush_every: int = 300) -> int:
+    clock = 0
+    for index, event in enumerate(events, start=1):
+        at = to_micros(event.occurred_at)
+        if at > AS_OF:
+            continue
+        network.add(at, event)
+        clock = max(clock, at)
+        if index % flush_every == 0:
+            network.flush(clock, clock - HOUR)
+    return clock
+
+
+def _taken_over(network: Recorded) -> Recorded:
+    published = {e: dict(live.published) for e, live in network.exporters.items()}
+    restored = Recorded(REGISTRY, POLICY)
+    restored.messages = list(network.messages)  # the alerts topic as the new owner finds it
+    for exporter_id, live in network.exporters.items():
+        blob = checkpoint.freeze(live)
+        restored.adopt(checkpoint.thaw(blob, restored.registry, POLICY, published[exporter_id]))
+    return restored
+
+
+def test_a_restored_exporter_publishes_nothing_new_and_goes_on_to_what_evaluate_computes() -> None:
+    arrival = random.Random(7).sample(EXAMPLE, len(EXAMPLE))
+    half = len(arrival) // 2
+    original = Recorded(REGISTRY, POLICY)
+    clock = _feed(original, arrival[:half])
+    original.flush(clock, clock - HOUR)
+
+    restored = _taken_over(original)
+    assert restored.flush(clock, clock - HOUR) == []  # everything it would say was said already
+    assert _standing(restored) == _standing(original)
+
+    for network in (original, restored):
+        _feed(network, arrival[half:])
+        network.flush(AS_OF, AS_OF)
+    snapshots = restored.snapshots(AS_OF)
+    _assert_agrees(restored, snapshots, EXPECTED)
+    assert _standing(restored) == _standing(original)
+
+
+def test_a_checkpoint_shares_the_registry_and_policy_rather_than_copying_them() -> None:
+    network = LiveNetwork(REGISTRY, POLICY)
+    _feed(network, sorted(EXAMPLE, key=lambda e: e.occurred_at))
+    live = next(iter(network.exporters.values()))
+    restored = checkpoint.thaw(checkpoint.freeze(live), network.registry, POLICY, {})
+    assert restored.registry is network.registry and restored.engine.registry is network.registry
+    assert restored.policy is POLICY and restored.engine.policy is POLICY
+
+
+def test_the_latest_whole_slot_is_read_and_one_written_half_way_is_not() -> None:
+    blob_a, blob_b = random.Random(1).randbytes(700_000), random.Random(2).randbytes(600_000)
+    slot_a = checkpoint.chunks(b"a", 100, blob_a)
+    slot_b = checkpoint.chunks(b"b", 250, blob_b)
+    assert len(slot_a) == 3 and all(len(value) <= checkpoint.CHUNK_BYTES + 16 for _, value in slot_a)
+
+    assert checkpoint.latest([*slot_a, *slot_b]) == checkpoint.Checkpoint(b"b", 250, blob_b)
+    # the worker stopped after the first chunk of a newer checkpoint in slot a: slot b is whole
+    newer_a = checkpoint.chunks(b"a", 400, random.Random(3).randbytes(700_000))
+    assert checkpoint.latest([newer_a[0], *slot_a[1:], *slot_b]) == checkpoint.Checkpoint(b"b", 250, blob_b)
+    # with its last chunk written, the newer one is read
+    assert checkpoint.latest([*newer_a, *slot_b]).offset == 400
+    assert checkpoint.latest([]) is None
+
+
+def test_a_checkpoint_of_another_format_is_refused_not_half_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    network = LiveNetwork(REGISTRY, POLICY)
+    _feed(network, sorted(EXAMPLE, key=lambda e: e.occurred_at)[:500])
+    live = next(iter(network.exporters.values()))
+    monkeypatch.setattr(checkpoint, "FORMAT", checkpoint.FORMAT + 1)  # as a later version would write it
+    blob = checkpoint.freeze(live)
+    monkeypatch.undo()
+    with pytest.raises(checkpoint.FormatRefused, match=f"format {checkpoint.FORMAT + 1}, this worker reads"):
+        checkpoint.thaw(blob, network.registry, POLICY, {})
