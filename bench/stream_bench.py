@@ -949,6 +949,18 @@ class ApacheKafka:
         self.cluster.remove()
 
 
+def make_broker(kind: str, workdir: Path) -> tuple[Any, str]:
+    """The broker a bench measures on, not started yet, and its name: `kafka` (Apache Kafka, one
+    KRaft node, from its Maven Central jars) or `embedded` (Tansu, in memory)."""
+    if kind == "kafka":
+        from tests.services.kafka import KafkaCluster, kafka_version
+
+        return ApacheKafka(KafkaCluster(workdir / "kafka")), f"Apache Kafka {kafka_version()} (KRaft, one node)"
+    from monitor.embedded.broker import EmbeddedBroker, free_port
+
+    return EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log"), "embedded broker Tansu (in memory)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="15 s windows and smaller backlogs: a smoke run")
@@ -980,23 +992,13 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    from monitor.embedded.broker import EmbeddedBroker, free_port
-
     workdir = Path(tempfile.mkdtemp(prefix="stream-bench-"))
     if options.profile is not None:
         options.profile.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()[0]
     results: dict[str, Any] = {"machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
                                "window_seconds": duration}
-    broker: Any
-    if options.broker == "kafka":
-        from tests.services.kafka import KafkaCluster, kafka_version
-
-        broker = ApacheKafka(KafkaCluster(workdir / "kafka"))
-        broker_name = f"Apache Kafka {kafka_version()} (KRaft, one node)"
-    else:
-        broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
-        broker_name = "embedded broker Tansu (in memory)"
+    broker, broker_name = make_broker(options.broker, workdir)
     throughput: dict[str, Window] = {}
     stock: dict[str, Window] = {}
     latency: dict[str, dict[str, Any]] = {}

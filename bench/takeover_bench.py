@@ -38,13 +38,13 @@ from typing import Any
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
 
 from stream_bench import (  # noqa: E402 - the bench folder is put on the path above
-    ApacheKafka,
     Child,
     Worker,
     _get,
     _mib,
     _status_kib,
     ensure,
+    make_broker,
     metric_sum,
     produce_backlog,
     progress,
@@ -133,7 +133,6 @@ def history_and_takeover(bootstrap: str, workdir: Path, days: int, label: str) -
     env = {"MONITOR_CHECKPOINT_SECONDS": "10"}
     first = Worker(f"worker ({label})", bootstrap, prefix, workdir, env=env)
     started = time.monotonic()
-    peak_judged = 0
     try:
         last_report = started
         judged, judged_since = -1.0, time.monotonic()
@@ -158,7 +157,7 @@ def history_and_takeover(bootstrap: str, workdir: Path, days: int, label: str) -
         judged_seconds = time.monotonic() - started
         rss = _status_kib(first.pid, "VmRSS")
         peak = first.peak_rss_kib()
-        peak_judged = int(metric_sum(first.metrics() or "", "monitor_checkpoint_size_bytes_sum"))
+        checkpoint_bytes = int(metric_sum(first.metrics() or "", "monitor_checkpoint_size_bytes_sum"))
         checkpoints = metric_sum(first.metrics() or "", "monitor_checkpoints_written_total")
         progress(f"{label}: judged and checkpointed in {judged_seconds:.0f} s; RSS {_mib(rss)}; killing it -9")
         first.process.send_signal(signal.SIGKILL)
@@ -183,7 +182,7 @@ def history_and_takeover(bootstrap: str, workdir: Path, days: int, label: str) -
         if first.alive():
             first.stop()
     return {"days": days, "records": total, "judged_seconds": judged_seconds, "rss_kib": rss, "peak_rss_kib": peak,
-            "checkpoints": checkpoints, "checkpoint_bytes": peak_judged, "kill_to_settled": settled,
+            "checkpoints": checkpoints, "checkpoint_bytes": checkpoint_bytes, "kill_to_settled": settled,
             "rejudged": rejudged, "rss_after_kib": rss_after}
 
 
@@ -200,18 +199,8 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    from monitor.embedded.broker import EmbeddedBroker, free_port
-
     workdir = Path(tempfile.mkdtemp(prefix="takeover-bench-"))
-    broker: Any
-    if options.broker == "kafka":
-        from tests.services.kafka import KafkaCluster, kafka_version
-
-        broker = ApacheKafka(KafkaCluster(workdir / "kafka"))
-        broker_name = f"Apache Kafka {kafka_version()} (KRaft, one node)"
-    else:
-        broker = EmbeddedBroker(port=free_port(), log_path=workdir / "broker.log")
-        broker_name = "embedded broker Tansu (in memory)"
+    broker, broker_name = make_broker(options.broker, workdir)
     results: dict[str, Any] = {"broker": broker_name}
     try:
         broker.start()
