@@ -5,6 +5,8 @@
    uninterrupted run of the same events and those of `evaluate`, for the same "now".
 2. Two workers in one group, one killed mid-stream: the survivor takes all the partitions and
    publishes exactly what `evaluate` computes.
+3. The input's first records come while a second worker joins the group: none is lost in the
+   rebalance.
 
 Each test prints its figures (events, alerts, timings, messages published again after the crash);
 timings are reported, never asserted.
@@ -84,18 +86,22 @@ class Scenario:
         return {"MONITOR_AS_OF": self.as_of, "MONITOR_REGISTRY": str(self.registry)}
 
 
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
-    folder = tmp_path_factory.mktemp("faults")
+def make_scenario(folder: Path, spec: NetworkSpec) -> Scenario:
     registry = folder / "registry.json"
-    registry.write_bytes(orjson.dumps(registrations(SPEC)))
-    lines = [orjson.dumps(event) for event in events(SPEC)]
-    assert len(lines) >= 30_000
+    registry.write_bytes(orjson.dumps(registrations(spec)))
+    lines = [orjson.dumps(event) for event in events(spec)]
     events_file = folder / "events.jsonl"
     events_file.write_bytes(b"\n".join(lines) + b"\n")
     expected = evaluate_json([events_file], "--registry", str(registry))  # the last --registry wins
     assert not expected["rejected"]
     return Scenario(lines, registry, expected)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    made = make_scenario(tmp_path_factory.mktemp("faults"), SPEC)
+    assert len(made.lines) >= 30_000
+    return made
 
 
 # ---- helpers --------------------------------------------------------------------------------------
@@ -367,6 +373,40 @@ def test_two_workers_one_killed_the_other_takes_its_partitions(
 
     check_alerts(messages, scenario, "survivor")
     check_figures(figures, scenario, "survivor")
+
+
+def test_records_produced_while_a_worker_joins_are_all_judged(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The input topics get their first records just as a second worker joins the group: the
+    first worker's partitions are revoked and assigned again, with nothing committed on them yet.
+    Every record is judged (Faust drops the messages it was handing over when the rebalance
+    suspends its flow, and seeks back only to a committed offset)."""
+    spec = NetworkSpec(seed=20261203, exporters=4, markets_per_exporter=3, start=date(2026, 3, 1), days=3)
+    joining = make_scenario(tmp_path, spec)
+    names = unique_names()
+    app_id = f"{names.prefix}monitor"
+    revoking = re.compile(rf"Revoking previously assigned partitions frozenset\(.*\) for group {re.escape(app_id)}$",
+                          re.MULTILINE)
+    first = WorkerProcess(kafka_bootstrap, names, tmp_path, app_id=app_id, env=joining.env(), name="first")
+    second = WorkerProcess(kafka_bootstrap, names, tmp_path, app_id=app_id, env=joining.env(), name="joining")
+    with first:
+        first.wait_ready(READY_TIMEOUT)
+        with second:
+            rebalancing = _wait_for(lambda: revoking.search(first.log_path.read_text(errors="replace")),
+                                    timeout=READY_TIMEOUT)
+            assert rebalancing is not None, second.tail()
+            started = time.monotonic()
+            asyncio.run(produce(kafka_bootstrap, records_of_lines(joining.lines, names)))
+            produced = time.monotonic() - started
+            second.wait_ready(READY_TIMEOUT)
+            messages, done = wait_settled(kafka_bootstrap, names.alerts, joining.wanted)
+            shared = _split(first, second)
+            read = (consumed(first) or 0) + (consumed(second) or 0)
+            alive(first, second)
+    print(f"\n[a worker joins] events {len(joining.lines):,}, produced in {produced:.1f} s from the first worker's "
+          f"revocation; settled {done - started:.1f} s after; partitions then {shared}; {read:,} input messages "
+          f"read by the two; {len(messages):,} alert messages for {len(joining.wanted):,} expected alerts")
+    check_alerts(messages, joining, "both workers")
 
 
 def _split(*workers: WorkerProcess) -> list[list[int]] | None:

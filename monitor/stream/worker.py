@@ -52,6 +52,7 @@ from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
 from monitor.stream import checkpoint
+from monitor.stream.consumer import reading_from_start
 from monitor.stream.envelope import Envelope, Origin, rejected
 from monitor.stream.intake import EVENT_ADAPTERS, peek, reason_kind, valid_event, why_refused
 from monitor.stream.live import LiveNetwork, Published
@@ -226,6 +227,8 @@ class StreamWorker:
         self.alerts = app.topic(names.alerts, key_serializer="raw", value_serializer="raw")
         self.compliance = app.topic(names.compliance, key_serializer="raw", value_serializer="raw")
         self.deadletter = app.topic(names.deadletter, key_serializer="raw", value_serializer="raw")
+        reading_from_start(app, frozenset({names.tickets, names.stock, names.outlets, names.registry,
+                                           self.internal_topic}))
         # each exporter's checkpoint and the envelopes judged since (`P|exporter|c<slot><chunk>`,
         # `P|exporter|<offset>`), and every alert message published (`P|exporter|alert_id`)
         self.state_table: Any = app.tables.add(PartitionKeyedTable(
