@@ -1,21 +1,29 @@
-"""Faust's Kafka consumer, reading a never-committed partition from its start after a rebalance.
+"""Faust's Kafka consumer, made to read every record of the worker's stream topics across a rebalance.
 
 When a rebalance suspends the flow, Faust drops the messages it was handing over to the
-agents and, once the partitions are assigned again, seeks each one back to its committed
-offset, to read them again. aiokafka's `seek_to_committed` seeks only to a committed offset
-above 0: a partition with nothing committed yet (a new topic, or one this consumer group has
-never read) keeps its fetch position, past the dropped messages. Records produced in the
-seconds a worker joins or leaves the group were lost that way, for good: nothing of theirs
-reached the internal topic. Here such a partition of the worker's own stream topics is sought
-to its beginning instead (its first offset still on the broker), as `auto_offset_reset` says.
+agents and, once its tables are recovered, seeks each stream partition back to its committed
+offset, to read them again. Two things in that went wrong, each losing records for good
+(nothing of theirs reached the internal topic):
+
+- aiokafka's `seek_to_committed` seeks only to a committed offset above 0: a partition with
+  nothing committed yet (a new topic, or one this consumer group has never read) kept its
+  fetch position, past the dropped messages. Here such a partition is sought to its
+  beginning (its first offset still on the broker), as `auto_offset_reset` says.
+- Faust resumes fetching the stream partitions before it seeks them, and the seek (a request
+  to the group coordinator per partition) can take seconds while a broker is away. Records
+  read meanwhile moved Faust's record of how far each partition was read, and when the
+  seek then moved the partition back, Faust took the records it read again for ones it had
+  already handed over and dropped them, and some it had not handed over with them. Here the
+  stream partitions stay paused after a rebalance until the seek is done.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -27,6 +35,32 @@ class StreamConsumer(faust_aiokafka.Consumer):
     whose reading Faust's recovery does from offsets of its own)."""
 
     stream_topics: frozenset[str] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._seek_due = False  # a rebalance assigned partitions that are not sought yet
+        self._held: set[TP] = set()  # stream partitions to resume once they are sought
+
+    async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        self._seek_due = True
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    def resume_partitions(self, tps: Iterable[TP]) -> None:
+        tpset = ensure_TPset(tps)
+        if self._seek_due:
+            held = {tp for tp in tpset if tp.topic in self.stream_topics}
+            self._held |= held
+            tpset -= held
+        super().resume_partitions(tpset)
+
+    async def perform_seek(self) -> None:
+        held = self._held  # the stream partitions recovery resumed: fetched only once sought
+        try:
+            await super().perform_seek()
+        finally:
+            if held:
+                self._seek_due, self._held = False, set()
+                super().resume_partitions(held & ensure_TPset(self.assignment()))
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
