@@ -1,18 +1,26 @@
 """What a worker reads straight from the broker, around the consumer: the true end of a changelog
-(a takeover restores its tables completely), a range of envelopes the consumer left out, and how many
-messages a topic holds (the dead letters). On both brokers: the embedded one reports a partition's
-end as the start of its last batch plus one, Apache Kafka its true end, and the worker tells them apart."""
+(a takeover restores its tables completely), a range of envelopes the consumer left out, input
+records it skipped, and how many messages a topic holds (the dead letters). On both brokers: the
+embedded one reports a partition's end as the start of its last batch plus one, Apache Kafka its
+true end, and the worker tells them apart."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from uuid import uuid4
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP
+from prometheus_client import REGISTRY
 
+from monitor.contracts.policy import DEFAULT_POLICY
 from monitor.embedded.deviations import reports_short_end_offsets
-from monitor.stream.worker import last_batches, read_range, topic_depth
+from monitor.obligations.policy import PolicyBook
+from monitor.stream.settings import WorkerSettings
+from monitor.stream.worker import StreamWorker, last_batches, read_range, topic_depth
 
 
 async def _one_batch(bootstrap: str, topic: str, count: int) -> None:
@@ -94,6 +102,43 @@ def test_a_range_of_envelopes_is_read_exactly_from_start_to_before_end(kafka_boo
 
     assert [offset for offset, _, _ in records] == list(range(3, 9))
     assert [(key, value) for _, key, value in records] == [(b"k%d" % i, b"v%d" % i) for i in range(2, 8)]
+
+
+def _input_skipped() -> float:
+    return REGISTRY.get_sample_value("monitor_workaround_records_total", {"workaround": "input_skipped"}) or 0.0
+
+
+def test_input_records_the_consumer_skipped_are_read_from_the_topic(kafka_bootstrap: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = f"test.skip.{uuid4().hex[:12]}."
+    for name, value in {"kafka_bootstrap": kafka_bootstrap, "topic_prefix": prefix, "data_dir": str(tmp_path),
+                        "app_id": f"{prefix}monitor"}.items():
+        monkeypatch.setenv(f"MONITOR_{name.upper()}", value)
+    worker = StreamWorker(WorkerSettings(), {}, PolicyBook(DEFAULT_POLICY))  # its app is not started
+    topic = worker.names.tickets
+    asyncio.run(_one_batch(kafka_bootstrap, topic, 20))  # offsets 0 and 1..20: value v<i> at offset i + 1
+    partition = ("service-tickets", 0)
+
+    async def skipped(offset: int) -> list[int]:
+        records = await worker._skipped_before(topic, "service-tickets", 0, offset)
+        assert all(value == b"v%d" % (at - 1) and key == b"k%d" % (at - 1) for at, key, value in records)
+        return [at for at, _, _ in records]
+
+    before = _input_skipped()
+    assert asyncio.run(skipped(2)) == [], "nothing routed yet and no seek: no offset is expected"
+    assert asyncio.run(skipped(3)) == []  # the one after the last routed
+    assert asyncio.run(skipped(8)) == [4, 5, 6, 7]
+    assert worker.read_to[partition] == 8
+    assert asyncio.run(skipped(5)) == [], "read again after a seek back: nothing was skipped"
+    assert worker.read_to[partition] == 8
+    assert _input_skipped() - before == 4
+
+    # a partition taken over: the offset expected is the committed one it was sought to
+    del worker.read_to[partition]
+    worker.app.consumer.sought[TP(topic, 0)] = 12
+    assert asyncio.run(skipped(12)) == []
+    assert asyncio.run(skipped(15)) == [13, 14]
+    assert _input_skipped() - before == 6
 
 
 def test_the_messages_a_topic_holds_are_counted_to_the_true_end_of_each_partition(kafka_bootstrap: str,

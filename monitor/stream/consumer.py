@@ -40,6 +40,7 @@ class StreamConsumer(faust_aiokafka.Consumer):
         super().__init__(*args, **kwargs)
         self._seek_due = False  # a rebalance assigned partitions that are not sought yet
         self._held: set[TP] = set()  # stream partitions to resume once they are sought
+        self.sought: dict[TP, int | None] = {}  # each stream partition's committed offset at its last seek
 
     async def on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
         self._seek_due = True
@@ -64,6 +65,8 @@ class StreamConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
+        self.sought.update({TP(tp.topic, tp.partition): offset for tp, offset in committed.items()
+                            if tp.topic in self.stream_topics})
         never = sorted((tp for tp, offset in committed.items() if not offset and tp.topic in self.stream_topics),
                        key=lambda tp: (tp.topic, tp.partition))
         if never:

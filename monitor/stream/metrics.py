@@ -58,7 +58,8 @@ REFETCHED = Counter("monitor_envelopes_refetched_total",
                     "Internal envelopes the consumer left out and the worker read from the topic directly (envelopes)")
 RECOVERED = Counter("monitor_workaround_records_total",
                     "Records the worker read itself because its consumer or the broker left them out, by workaround: "
-                    "consumer_skipped (envelopes after a gap), consumer_stopped_short (envelopes at a quiet "
+                    "input_skipped (input records after a gap), consumer_skipped (envelopes after a gap), "
+                    "consumer_stopped_short (envelopes at a quiet "
                     "partition's end), changelog_past_reported_end and deadletter_past_reported_end (a broker "
                     "reporting end offsets short, the embedded one) (records)", ["workaround"])
 CHECKPOINTS = Counter("monitor_checkpoints_written_total",

@@ -143,8 +143,8 @@ class StreamWorker:
         # the broker may report end offsets short (the embedded one): then changelog tails and the
         # dead-letter depth are read past them (`monitor.embedded.deviations`)
         self.short_end_offsets = short_end_offsets
-        for workaround in ("consumer_skipped", "consumer_stopped_short", "changelog_past_reported_end",
-                           "deadletter_past_reported_end"):
+        for workaround in ("input_skipped", "consumer_skipped", "consumer_stopped_short",
+                           "changelog_past_reported_end", "deadletter_past_reported_end"):
             RECOVERED.labels(workaround)  # shown at 0 from the start
         self.names = names = TopicNames.of(settings.topic_prefix)
         self.short = {getattr(names, attr): short for attr, short in (
@@ -165,6 +165,7 @@ class StreamWorker:
         self.judging_behind: dict[int, int] = {}  # judging partition -> envelopes on it not yet delivered
         self.latest: dict[tuple[str, int], Micros] = {}  # intake: latest event time per input partition
         self.lag: dict[tuple[str, int], int] = {}  # intake: messages behind per input partition
+        self.read_to: dict[tuple[str, int], int] = {}  # intake: the last offset routed per event partition
         self.last_snapshot: dict[str, bytes] = {}
         self._next_snapshot = 0.0
         self._published_loading: dict[str, Published] = {}
@@ -330,34 +331,17 @@ class StreamWorker:
             message = event.message
             topic = self.short.get(message.topic, message.topic)
             value = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
-            origin = Origin(topic, message.partition, message.offset, message.key)
-            CONSUMED.labels(topic).inc()
             tp_key = (topic, message.partition)
             try:
                 self.lag[tp_key] = consumer.highwater(message.tp) - message.offset - 1
             except Exception:  # highwater is best effort: not known before the first fetch
                 self.lag[tp_key] = 0
-            if topic == "registry":
-                refusal = why_refused(topic, value)
-                if refusal is not None:
-                    await self._dead_letter(origin, value, *refusal)
-                else:
-                    registrations.add(origin, value)
-                continue
-            exporter, at = peek(value)
-            if exporter is None:
-                refusal = why_refused(topic, value) if topic in EVENT_ADAPTERS else (
-                    f"unknown input topic {message.topic}", [])
-                await self._dead_letter(origin, value, *(refusal or ("exporter_id is required", [])))
-                continue
-            if at is not None and at > self.latest.get(tp_key, 0):
-                self.latest[tp_key] = at
-            envelope = envelopes.get(exporter)
-            if envelope is None:
-                envelope = envelopes[exporter] = Envelope(self.sender_id)
-            envelope.add(origin, value)
-            if envelope.size() >= ENVELOPE_BYTES:
-                await self._forward(exporter, envelopes.pop(exporter))
+            if topic in EVENT_ADAPTERS and topic != "registry":
+                for at, key, skipped in await self._skipped_before(message.topic, topic, message.partition,
+                                                                   message.offset):
+                    await self._take(Origin(topic, message.partition, at, key), skipped, envelopes, registrations)
+            await self._take(Origin(topic, message.partition, message.offset, message.key), value, envelopes,
+                             registrations)
         for exporter, envelope in envelopes.items():
             await self._forward(exporter, envelope)
         if registrations.values:
@@ -365,6 +349,75 @@ class StreamWorker:
             data = registrations.encode()
             for partition in range(self.settings.partitions):
                 await self.by_exporter.send(key=b"", value=data, partition=partition)
+
+    async def _take(self, origin: Origin, value: bytes, envelopes: dict[str, Envelope],
+                    registrations: Envelope) -> None:
+        """Put one input record in its exporter's envelope (sent once full), a registration in
+        `registrations`, or a record refused in the dead-letter topic."""
+        topic = origin.topic
+        CONSUMED.labels(topic).inc()
+        if topic == "registry":
+            refusal = why_refused(topic, value)
+            if refusal is not None:
+                await self._dead_letter(origin, value, *refusal)
+            else:
+                registrations.add(origin, value)
+            return
+        exporter, at = peek(value)
+        if exporter is None:
+            refusal = why_refused(topic, value) if topic in EVENT_ADAPTERS else (f"unknown input topic {topic}", [])
+            await self._dead_letter(origin, value, *(refusal or ("exporter_id is required", [])))
+            return
+        tp_key = (topic, origin.partition)
+        if at is not None and at > self.latest.get(tp_key, 0):
+            self.latest[tp_key] = at
+        envelope = envelopes.get(exporter)
+        if envelope is None:
+            envelope = envelopes[exporter] = Envelope(self.sender_id)
+        envelope.add(origin, value)
+        if envelope.size() >= ENVELOPE_BYTES:
+            await self._forward(exporter, envelopes.pop(exporter))
+
+    async def _skipped_before(self, topic_name: str, topic: str, partition: int, offset: int
+                              ) -> list[tuple[int, bytes | None, bytes]]:
+        """The records of an event partition that the consumer left out before `offset`, read
+        from the topic directly (none, normally).
+
+        The event topics are appended to and not compacted, so a delivered offset past the one
+        expected means the consumer skipped records (Faust, around a rebalance: see
+        `monitor.stream.consumer`). The offset expected is the one after the last routed, or
+        the committed offset the partition was last sought to, whichever is later (records
+        before it were routed by this worker or by the partition's previous owner). A
+        producer's transaction markers take offsets of their own: a read of such a hole
+        returns nothing, and nothing is counted.
+        """
+        tp_key = (topic, partition)
+        sought = getattr(self.app.consumer, "sought", {}).get(TP(topic_name, partition))
+        routed = self.read_to.get(tp_key)
+        known = [at for at in (None if routed is None else routed + 1, sought) if at is not None]
+        if routed is None or offset > routed:
+            self.read_to[tp_key] = offset
+        if not known or offset <= max(known):  # nothing known yet (never committed): read from where it starts
+            return []
+        expected = max(known)
+        skipped = await self._read_directly(topic_name, partition, expected, offset)
+        if skipped:
+            RECOVERED.labels("input_skipped").inc(len(skipped))
+            log.warning("%s[%d]: records %d to %d were not delivered by the consumer; %d read from the topic "
+                        "directly", topic, partition, expected, offset - 1, len(skipped))
+        return skipped
+
+    async def _read_directly(self, topic_name: str, partition: int, start: int, end: int
+                             ) -> list[tuple[int, bytes | None, bytes]]:
+        """A partition's records from `start` to `end` (excluded), read from the topic; while the
+        broker is away, tried again every second (nothing after them can be taken without them)."""
+        while True:
+            try:
+                return await read_range(kafka_client_options(self.settings), topic_name, partition, start, end)
+            except (TimeoutError, KafkaError) as exc:
+                log.warning("%s[%d]: reading records %d to %d failed (%s); trying again", topic_name, partition,
+                            start, end - 1, exc)
+                await asyncio.sleep(1.0)
 
     def _stamp(self, envelope: Envelope) -> None:
         """Tell the judging stage how far event time has surely got: the latest event time of the
@@ -429,15 +482,7 @@ class StreamWorker:
         if offset <= last:
             return  # judged already (kept in the table by this worker or the previous owner)
         if offset > last + 1:
-            while True:
-                try:
-                    missing = await read_range(kafka_client_options(self.settings), self.internal_topic, partition,
-                                               last + 1, offset)
-                    break
-                except (TimeoutError, KafkaError) as exc:  # the broker is away: nothing can be judged without it
-                    log.warning("partition %d: reading envelopes %d to %d failed (%s); trying again", partition,
-                                last + 1, offset - 1, exc)
-                    await asyncio.sleep(1.0)
+            missing = await self._read_directly(self.internal_topic, partition, last + 1, offset)
             REFETCHED.inc(len(missing))
             RECOVERED.labels("consumer_skipped").inc(len(missing))
             log.warning("partition %d: envelopes %d to %d were not delivered by the consumer; %d read from the "

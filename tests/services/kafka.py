@@ -281,7 +281,7 @@ class KafkaCluster:
             node.directory.mkdir(parents=True, exist_ok=True)
             node.config_path.write_text(self._config(node, voters, replicas))
             scram = [f"{mechanism}=[name={user},password={password}]" for mechanism, user, password in self.scram_users]
-            run_tool(self.classpath, "kafka.tools.StorageTool", "format", "-t", self.cluster_id,
+            run_tool(self.classpath, "kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}",
                      "-c", str(node.config_path), *[arg for s in scram for arg in ("--add-scram", s)])
         try:
             for node in self.nodes:
@@ -341,6 +341,8 @@ class KafkaCluster:
 
 
 def _base64_uuid() -> str:
+    """A cluster id as Kafka's `random-uuid` makes one: 22 characters of URL-safe base64, which may
+    start with "-" (so it is passed as `--cluster-id=<id>`, never as an argument of its own)."""
     import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
