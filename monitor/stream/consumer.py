@@ -65,17 +65,16 @@ class StreamConsumer(faust_aiokafka.Consumer):
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed = await super().seek_to_committed()
-        self.sought.update({TP(tp.topic, tp.partition): offset for tp, offset in committed.items()
-                            if tp.topic in self.stream_topics})
-        never = sorted((tp for tp, offset in committed.items() if not offset and tp.topic in self.stream_topics),
-                       key=lambda tp: (tp.topic, tp.partition))
+        stream = {tp: offset for tp, offset in committed.items() if tp.topic in self.stream_topics}
+        self.sought.update({TP(tp.topic, tp.partition): offset for tp, offset in stream.items()})
+        never = [tp for tp, offset in stream.items() if not offset]
         if never:
             log.debug("reading %d partitions with no committed offset from their start", len(never))
             await self._thread.seek_to_beginning(*never)
         return committed
 
 
-def reading_from_start(app: Any, topics: frozenset[str]) -> None:
+def use_stream_consumer(app: Any, topics: frozenset[str]) -> None:
     """Have `app` (not started yet) consume with StreamConsumer, for the agents' `topics`."""
     consumer_class = type("StreamConsumer", (StreamConsumer,), {"stream_topics": topics})
     transport = app.transport

@@ -33,7 +33,7 @@ import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -52,7 +52,7 @@ from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
 from monitor.stream import checkpoint
-from monitor.stream.consumer import reading_from_start
+from monitor.stream.consumer import StreamConsumer, use_stream_consumer
 from monitor.stream.envelope import Envelope, Origin, rejected
 from monitor.stream.intake import EVENT_ADAPTERS, peek, reason_kind, valid_event, why_refused
 from monitor.stream.live import LiveNetwork, Published
@@ -85,6 +85,7 @@ from monitor.stream.topics import TopicNames
 log = logging.getLogger(__name__)
 
 ENVELOPE_BYTES = 512 * 1024  # an envelope is sent before it grows past this
+EVENT_TOPICS = frozenset(topic for topic in EVENT_ADAPTERS if topic != "registry")  # appended to, not compacted
 STRAGGLER_CHECK_SECONDS = 2.0  # a partition quiet this long is read past its last judged envelope
 STRAGGLER_RECHECK_SECONDS = 30.0  # and read so again at this interval while it stays quiet
 LOOP_PROBE_SECONDS = 0.05  # how often the event loop's lag is measured
@@ -186,7 +187,7 @@ class StreamWorker:
         self._next_straggler_check = 0.0
         self.checked_at: dict[int, float] = {}  # judging partition -> when it was last read past its end
         self.series = ComplianceSeries(settings.metrics_max_series)  # live figures as gauges, bounded
-        self._event_lag = {topic: PROCESSING_LAG.labels(topic) for topic in EVENT_ADAPTERS if topic != "registry"}
+        self._event_lag = {topic: PROCESSING_LAG.labels(topic) for topic in EVENT_TOPICS}
         self._lag_series: set[tuple[str, int]] = set()  # input partitions with a consumer lag series
         self._freshness_series: set[str] = set()  # exporters with data lag and clock state series
         self._deadletter_ends: dict[int, tuple[int, int]] = {}  # partition -> (reported end, true end)
@@ -228,7 +229,7 @@ class StreamWorker:
         self.alerts = app.topic(names.alerts, key_serializer="raw", value_serializer="raw")
         self.compliance = app.topic(names.compliance, key_serializer="raw", value_serializer="raw")
         self.deadletter = app.topic(names.deadletter, key_serializer="raw", value_serializer="raw")
-        reading_from_start(app, frozenset({names.tickets, names.stock, names.outlets, names.registry,
+        use_stream_consumer(app, frozenset({names.tickets, names.stock, names.outlets, names.registry,
                                            self.internal_topic}))
         # each exporter's checkpoint and the envelopes judged since (`P|exporter|c<slot><chunk>`,
         # `P|exporter|<offset>`), and every alert message published (`P|exporter|alert_id`)
@@ -336,7 +337,7 @@ class StreamWorker:
                 self.lag[tp_key] = consumer.highwater(message.tp) - message.offset - 1
             except Exception:  # highwater is best effort: not known before the first fetch
                 self.lag[tp_key] = 0
-            if topic in EVENT_ADAPTERS and topic != "registry":
+            if topic in EVENT_TOPICS:
                 for at, key, skipped in await self._skipped_before(message.topic, topic, message.partition,
                                                                    message.offset):
                     await self._take(Origin(topic, message.partition, at, key), skipped, envelopes, registrations)
@@ -392,14 +393,13 @@ class StreamWorker:
         returns nothing, and nothing is counted.
         """
         tp_key = (topic, partition)
-        sought = getattr(self.app.consumer, "sought", {}).get(TP(topic_name, partition))
         routed = self.read_to.get(tp_key)
-        known = [at for at in (None if routed is None else routed + 1, sought) if at is not None]
-        if routed is None or offset > routed:
-            self.read_to[tp_key] = offset
-        if not known or offset <= max(known):  # nothing known yet (never committed): read from where it starts
+        self.read_to[tp_key] = offset if routed is None else max(routed, offset)
+        sought = cast(StreamConsumer, self.app.consumer).sought.get(TP(topic_name, partition))
+        expected = max((at for at in (None if routed is None else routed + 1, sought) if at is not None),
+                       default=None)  # None: nothing routed, never committed (read from where it starts)
+        if expected is None or offset <= expected:
             return []
-        expected = max(known)
         skipped = await self._read_directly(topic_name, partition, expected, offset)
         if skipped:
             RECOVERED.labels("input_skipped").inc(len(skipped))
