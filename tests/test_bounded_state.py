@@ -130,6 +130,28 @@ def test_a_late_step_of_a_folded_ticket_is_reported_and_not_counted() -> None:
     assert network.snapshots(as_of)[0]["response_48h"]["compliant"] == 1
 
 
+def test_an_exporter_with_few_events_keeps_only_about_a_horizon_of_them() -> None:
+    """Checkpoints come by event time too, not only every `checkpoint_every` events: an exporter
+    sending a few events a day keeps no more than the horizon and a quarter of them, however
+    long its history."""
+    days = 60
+    records = [*_heartbeats("2026-03-01T00:00:00Z", days),
+               *(ticket(f"t-{day}-{step}", step, f"2026-03-{1 + day % 28:02d}T{8 + n:02d}:00:00Z",
+                        exporter="EXP-1", ticket_id=f"T-{day}")
+                 for day in range(28) for n, step in enumerate(("opened", "responded", "resolved")))]
+    records.sort(key=lambda r: utc(r["occurred_at"]))
+    network = LiveNetwork({"EXP-1": ExporterRegistration.model_validate(registration("EXP-1"))}, POLICY,
+                          horizon=24 * HOUR)  # the default checkpoint_every (5,000) is never reached
+    as_of = to_micros(utc("2026-03-01T00:00:00Z")) + days * 24 * HOUR
+    _judge_in_order(network, records, as_of, flush_every=5)
+    live = network.exporters["EXP-1"]
+
+    kept_from = live.applied[0][0]
+    assert live.engine.now is not None and live.engine.now - kept_from <= 24 * HOUR * 5 // 4 + 2 * HOUR * 5
+    assert len(live.applied) < len(records) / 20 and len(live.seen) == len(live.applied) + len(live.pending)
+    assert len(live.folded) == 28 and not live.tickets
+
+
 def test_an_open_ticket_cycle_costs_at_most_a_kibibyte() -> None:
     network = LiveNetwork({"EXP-1": ExporterRegistration.model_validate(registration("EXP-1"))}, POLICY)
     start = utc("2026-03-01T00:00:00Z")

@@ -14,6 +14,7 @@ from monitor.stream.live import LiveNetwork
 from tests.test_live_judgement import AS_OF, EXAMPLE, EXPECTED, REGISTRY, Recorded, _assert_agrees, _standing
 
 POLICY = PolicyBook(DEFAULT_POLICY)
+SHUFFLED = 400 * 24 * HOUR  # a horizon longer than the example: any event shuffled weeks late re-judges history
 
 
 def _feed(network: LiveNetwork, events: list, flush_every: int = 300) -> int:
@@ -31,7 +32,7 @@ def _feed(network: LiveNetwork, events: list, flush_every: int = 300) -> int:
 
 def _taken_over(network: Recorded) -> Recorded:
     published = {e: dict(live.published) for e, live in network.exporters.items()}
-    restored = Recorded(REGISTRY, POLICY)
+    restored = Recorded(REGISTRY, POLICY, horizon=network.horizon)
     restored.messages = list(network.messages)  # the alerts topic as the new owner finds it
     for exporter_id, live in network.exporters.items():
         blob = checkpoint.freeze(live)
@@ -42,7 +43,7 @@ def _taken_over(network: Recorded) -> Recorded:
 def test_a_restored_exporter_publishes_nothing_new_and_goes_on_to_what_evaluate_computes() -> None:
     arrival = random.Random(7).sample(EXAMPLE, len(EXAMPLE))
     half = len(arrival) // 2
-    original = Recorded(REGISTRY, POLICY)
+    original = Recorded(REGISTRY, POLICY, horizon=SHUFFLED)
     clock = _feed(original, arrival[:half])
     original.flush(clock, clock - HOUR)
 

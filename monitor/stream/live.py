@@ -17,7 +17,10 @@ the same "now".
   again, and the alerts that differ are corrected (opened, resolved or retracted).
   Checkpoints reach back `horizon`; a state event older than that can no longer re-judge
   history and is reported as a finding.
-- **Bounded state.** What lies before the oldest checkpoint is folded away: a ticket whose
+- **Bounded state.** The engine is checkpointed in memory every quarter horizon of event time
+  (and every `checkpoint_every` events, should they come faster), on the way through a
+  backlog released at once too, so what is kept spans at most the horizon and a quarter.
+  What lies before the oldest checkpoint is folded away: a ticket whose
   cycles are all answered or cancelled, and whose events are all older, leaves its outcomes
   in the counters, its cycle count and state (should it be reopened), and nothing else; its
   events, its alerts (final by then) and the event ids seen before are forgotten. A step of
@@ -59,7 +62,10 @@ from monitor.obligations.timebase import HOUR, Micros, stamp
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_EVERY = 5000  # events between two in-memory checkpoints of an exporter's engine
+CHECKPOINT_EVERY = 5000  # events between two in-memory checkpoints of an exporter's engine, at most
+CHECKPOINTS_PER_HORIZON = 4  # and at least this many per horizon of event time, so that what is kept
+# (the events since the oldest checkpoint, the tickets they touch, the event ids seen) spans at most
+# 1 + 1/4 of the horizon, however slowly the exporter's events come
 MAX_FINDINGS = 1000  # data-quality findings a live exporter keeps
 Entry = tuple[Micros, str, InputEvent]  # (occurred_at, event_id, event): ordered as the core reads them
 Published = dict[str, dict[str, Any]]  # alert_id -> the last ComplianceAlert message published for it
@@ -251,6 +257,7 @@ class LiveExporter:
         return the alert messages that changed and the markets whose figures may have moved."""
         changes = Changes()
         watermark = min(watermark, clock)
+        floor = self.checkpoints[0].now
         if self._rebuild_from is not None:
             self._rebuild(self._rebuild_from)
         self._release(watermark)
@@ -267,6 +274,9 @@ class LiveExporter:
             came_due.setdefault(ticket_id, set()).add(instant)
         if self.dirty_tickets:
             self._judge_tickets(clock, changes, came_due)
+        oldest = self.checkpoints[0].now
+        if oldest is not None and oldest != floor:  # after the tickets are judged: those settled now fold too
+            self._fold(oldest)
         return changes
 
     def _release(self, watermark: Micros) -> None:
@@ -275,6 +285,8 @@ class LiveExporter:
         self._engine_changed |= bool(pending) and pending[0][0] <= watermark
         while pending and pending[0][0] <= watermark:
             at = pending[0][0]
+            if self._checkpoint_due(at):  # a long backlog released at once is checkpointed on the way
+                self._checkpoint()
             group = []
             while pending and pending[0][0] == at:
                 group.append(heapq.heappop(pending))
@@ -284,8 +296,23 @@ class LiveExporter:
         if engine.now is not None and watermark > engine.now:
             engine.advance(watermark)  # outlets going stale, policy versions taking effect
         self._engine_changed |= engine.judgements != judged
-        if self._since_checkpoint >= self.checkpoint_every and engine.now is not None:
+        if self._checkpoint_due(engine.now):
             self._checkpoint()
+
+    def _checkpoint_due(self, at: Micros | None) -> bool:
+        """Whether to checkpoint the engine before it moves past `at`: after `checkpoint_every`
+        events, or a quarter horizon of event time, since the last checkpoint."""
+        if not self._since_checkpoint or at is None or self.engine.now is None:
+            return False
+        return (self._since_checkpoint >= self.checkpoint_every
+                or at - self._last_checkpoint_at() >= self.horizon // CHECKPOINTS_PER_HORIZON)
+
+    def _last_checkpoint_at(self) -> Micros:
+        """The event time of the latest checkpoint (the first event applied, before any)."""
+        latest = self.checkpoints[-1].now
+        if latest is not None:
+            return latest
+        return self.applied[0][0] if self.applied else self.engine.now or 0
 
     def _checkpoint(self) -> None:
         now = self.engine.now
@@ -299,7 +326,6 @@ class LiveExporter:
         oldest = self.checkpoints[0].now
         if oldest is not None:
             del self.applied[: bisect.bisect_right(self.applied, oldest, key=lambda e: e[0])]
-            self._fold(oldest)
 
     def _fold(self, floor: Micros) -> None:
         """Forget what nothing can change any more: event ids seen before `floor` (a copy coming

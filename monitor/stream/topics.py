@@ -32,6 +32,13 @@ _COMPACTED = ("registry", "compliance")  # latest value per key is the state: co
 # A dead letter carries its input whole (base64 when not UTF-8, JSON-escaped otherwise), so it can be
 # several times an input message at the broker's limit (Apache Kafka: 1 MiB): its topic takes up to this
 DEADLETTER_MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# A worker's changelog topics (each exporter's latest checkpoint, every alert message published)
+# are compacted within minutes of being written rather than after Kafka's defaults (a segment
+# rolls after 7 days), so that a worker taking a partition over reads little more than the keys
+# that still hold a value, however long the history. Tombstones stay an hour: far longer than
+# a takeover reads.
+CHANGELOG_CONFIG = {"segment.ms": str(5 * 60_000), "max.compaction.lag.ms": str(5 * 60_000),
+                    "min.cleanable.dirty.ratio": "0.1", "delete.retention.ms": str(60 * 60_000)}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import yaml
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from monitor.stream.topics import DEADLETTER_MAX_MESSAGE_BYTES, TopicNames
+from monitor.stream.topics import CHANGELOG_CONFIG, DEADLETTER_MAX_MESSAGE_BYTES, TopicNames
 from tests.cluster.conftest import MIN_INSYNC, REPLICATION
 from tests.postgres import run_apart
 from tests.services.kafka import _QUIET_LOG4J, KafkaCluster
@@ -59,7 +59,7 @@ async def describe(bootstrap: str, topics: list[str]) -> dict[str, dict[str, Any
                 configs = {entry[0]: entry[1] for entry in entries}
                 found[name]["config"] = {key: configs.get(key) for key in
                                          ("cleanup.policy", "min.insync.replicas", "retention.ms",
-                                                       "max.message.bytes")}
+                                          "max.message.bytes", *CHANGELOG_CONFIG)}
         return found
     finally:
         await admin.close()
@@ -102,6 +102,12 @@ def test_the_deploy_job_makes_the_topics_a_worker_expects(whole_cluster: KafkaCl
     internal = names.internal(worker.app_id)
     assert len(created) == 1 and created[0].split("created topics ", 1)[1].startswith(f"{internal} "), created
     assert not any(topic in created[0] for topic in names.all)
+    # its changelogs (Faust creates them) are compacted within minutes, so a takeover reads little
+    changelogs = [f"{worker.app_id}-{table}-changelog" for table in ("exporters", "published")]
+    for topic, found in run_apart(describe(whole_cluster.bootstrap, changelogs)).items():
+        assert found["partitions"] == PARTITIONS and found["replicas"] == {REPLICATION}, topic
+        assert found["config"]["cleanup.policy"] == "compact", topic
+        assert {key: found["config"][key] for key in CHANGELOG_CONFIG} == CHANGELOG_CONFIG, topic
 
 
 def describe_topics(bootstrap: str, names: TopicNames) -> dict[str, dict[str, Any]]:
