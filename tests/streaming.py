@@ -33,6 +33,12 @@ KEY_FIELD = {"service-tickets": "ticket_id", "parts-stock": "depot_id", "outlet-
              "registry": "exporter_id"}
 
 Record = tuple[str, bytes | None, bytes]  # (full topic name, key, value)
+# The stream tests produce histories of up to 20 days in slices, or shuffled, while the worker
+# runs with a fixed "now" at their end (so it counts as caught up between two slices): a horizon
+# longer than any of them lets every event re-judge what it should, and each test assert the
+# exact result `evaluate` gives. What happens past the horizon is tested on its own
+# (test_stream_backlog.py, test_live_judgement.py, test_bounded_state.py).
+STREAM_HORIZON_HOURS = 60 * 24
 
 
 # per bootstrap: how many records each of the worker's workarounds read itself (monitor_workaround_records_total),
@@ -69,7 +75,7 @@ class WorkerProcess:
         self.env = {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": bootstrap, "MONITOR_TOPIC_PREFIX": names.prefix,
                     "MONITOR_APP_ID": self.app_id, "MONITOR_WEB_PORT": str(self.web_port),
                     "MONITOR_REGISTRY": str(EXAMPLE_REGISTRY), "MONITOR_DATA_DIR": str(log_dir / name),
-                    **(env or {})}
+                    "MONITOR_HORIZON_HOURS": str(STREAM_HORIZON_HOURS), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
