@@ -21,10 +21,10 @@ import itertools
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import pytest
@@ -32,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from monitor.history.chain import canonical_json, same_fact
 from monitor.history.store import HistoryStore
@@ -51,6 +52,7 @@ from tests.streaming import (
 
 PRODUCE_SECONDS = 30.0  # the example's events, spread evenly over this long
 TICK = 0.1  # a slice of them every TICK seconds
+T = TypeVar("T")
 FAULT_AT = 4.0  # seconds into producing
 DOWN = 12.0  # how long a node stays killed, past the broker session timeout (then it takes seconds to start)
 FROZEN = 13.0  # how long a broker stays frozen: longer than broker.session.timeout.ms (9 s)
@@ -307,17 +309,33 @@ class StoreCheck:
     broken: dict[str, str]  # exporter -> what its chain check found
 
 
+async def _when_unlocked(action: Callable[[], Awaitable[T]], deadline: float) -> T:
+    """`action`, tried again while the worker's history sink holds SQLite's write lock (its
+    batches can hold it past the driver's wait under load), until `deadline`."""
+    while True:
+        try:
+            return await action()
+        except OperationalError as exc:
+            if "database is locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.5)
+
+
 async def check_store(url: str, latest: dict[str, dict[str, Any]], timeout: float = 120.0) -> StoreCheck:
     """Once the store's alerts stand as the topic's latest messages say: every alert's transitions
     distinct (no two consecutive ones the same fact, no message stored twice) and every chain intact."""
-    store = await HistoryStore.open(url)
+    deadline = time.monotonic() + timeout
+    store = await _when_unlocked(lambda: HistoryStore.open(url), deadline)
     try:
         wanted = {alert_id: message["status"] for alert_id, message in latest.items()}
-        deadline = time.monotonic() + timeout
-        while True:
+
+        async def read() -> dict[str, str]:
             async with store.read_session() as session:
-                stored = {row.alert_id: row.status for row in await session.execute(select(Alert.alert_id,
-                                                                                         Alert.status))}
+                return {row.alert_id: row.status for row in await session.execute(select(Alert.alert_id,
+                                                                                        Alert.status))}
+
+        while True:
+            stored = await _when_unlocked(read, deadline)
             if stored == wanted:
                 break
             assert time.monotonic() < deadline, (f"the history store does not show the alerts published: "
