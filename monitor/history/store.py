@@ -205,8 +205,13 @@ class HistoryStore:
             while not _MIGRATING.acquire(blocking=False):
                 await asyncio.sleep(0.01)
             try:
-                async with store._writer.begin() as connection:
-                    await connection.run_sync(_upgrade)
+                # a reader first: a schema already up to date takes no write lock (SQLite has one, and
+                # a worker's sink may hold it while another process opens the store)
+                async with engine.connect() as connection:
+                    current = await connection.run_sync(_at_head)
+                if not current:
+                    async with store._writer.begin() as connection:
+                        await connection.run_sync(_upgrade)
             finally:
                 _MIGRATING.release()
             store.webhooks = tuple(webhooks)
@@ -602,6 +607,15 @@ class _WriteTransaction:
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
+
+
+def _at_head(connection: Connection) -> bool:
+    """Whether the database's schema is at the latest migration."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory(str(MIGRATIONS)).get_heads())
+    return set(MigrationContext.configure(connection).get_current_heads()) == heads
 
 
 def _upgrade(connection: Connection) -> None:
