@@ -167,7 +167,7 @@ class StreamWorker:
         self.latest: dict[tuple[str, int], Micros] = {}  # intake: latest event time per input partition
         self.lag: dict[tuple[str, int], int] = {}  # intake: messages behind per input partition
         self.read_to: dict[tuple[str, int], int] = {}  # intake: the last offset routed per event partition
-        self.unread_inputs: list[TP] = []  # intake: event partitions with records waiting and none routed yet
+        self.inputs_unread = False  # intake: an event partition has records waiting and none routed yet
         self.last_snapshot: dict[str, bytes] = {}
         self._next_snapshot = 0.0
         self._published_loading: dict[str, Published] = {}
@@ -326,7 +326,7 @@ class StreamWorker:
             await self._route(events)
 
     async def _route(self, events: list[Any]) -> None:
-        self.unread_inputs = self._not_yet_read()  # as the batch starts: one it reads first still counts
+        self.inputs_unread = self._any_not_yet_read()  # as the batch starts: one it reads first still counts
         envelopes: dict[str, Envelope] = {}
         registrations = Envelope(self.sender_id)
         consumer = self.app.consumer
@@ -427,22 +427,21 @@ class StreamWorker:
         each partition being about in event-time order), and whether it is catching up on a
         backlog (an exporter's silence then proves nothing)."""
         lagging = [tp for tp, lag in self.lag.items() if lag > 0]
-        unread = self.unread_inputs
-        envelope.catching_up = bool(unread) or sum(self.lag[tp] for tp in lagging) > self.settings.catch_up_lag
+        unread = self.inputs_unread
+        envelope.catching_up = unread or sum(self.lag[tp] for tp in lagging) > self.settings.catch_up_lag
         known = [self.latest[tp] for tp in lagging if tp in self.latest]
         # a partition with records waiting and none read yet may hold any event time: nothing is sure
         envelope.watermark = 0 if unread else min(known) if known else None
 
-    def _not_yet_read(self) -> list[TP]:
-        """The event partitions assigned to this intake that hold records past where it started
-        and from which it has routed nothing yet (their end unknown counts as holding some).
+    def _any_not_yet_read(self) -> bool:
+        """Whether an event partition assigned to this intake holds records past where it started
+        and has had nothing routed from it yet (its end unknown counts as holding some).
 
         In a backlog the consumer's first fetches bring each partition's first megabyte, which
         spans days of event time on a sparse topic and hours on a busy one: until a partition
         has delivered, the event time it holds is unknown. One offset past the start is not
         counted: it may be a transaction's marker, which is never delivered."""
         consumer = cast(StreamConsumer, self.app.consumer)
-        unread = []
         for tp in consumer.assignment():
             topic = self.short.get(tp.topic)
             if topic not in EVENT_TOPICS or (topic, tp.partition) in self.read_to:
@@ -452,8 +451,8 @@ class StreamWorker:
             except Exception:  # not fetched yet
                 end = None
             if end is None or end > (consumer.sought.get(tp) or 0) + 1:
-                unread.append(tp)
-        return unread
+                return True
+        return False
 
     async def _forward(self, exporter: str, envelope: Envelope) -> None:
         self._stamp(envelope)

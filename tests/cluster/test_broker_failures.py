@@ -52,7 +52,6 @@ from tests.streaming import (
 
 PRODUCE_SECONDS = 30.0  # the example's events, spread evenly over this long
 TICK = 0.1  # a slice of them every TICK seconds
-T = TypeVar("T")
 FAULT_AT = 4.0  # seconds into producing
 DOWN = 12.0  # how long a node stays killed, past the broker session timeout (then it takes seconds to start)
 FROZEN = 13.0  # how long a broker stays frozen: longer than broker.session.timeout.ms (9 s)
@@ -307,6 +306,9 @@ class StoreCheck:
     transitions: int
     repeated: list[str]  # alert ids with two transitions that say the same thing
     broken: dict[str, str]  # exporter -> what its chain check found
+
+
+T = TypeVar("T")
 
 
 async def _when_unlocked(action: Callable[[], Awaitable[T]], deadline: float) -> T:
