@@ -14,8 +14,9 @@ from monitor.contracts.registry import ExporterRegistration
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, Micros, to_datetime, to_micros
 from monitor.simulation.network import NetworkSpec, events, registrations
+from monitor.stream import checkpoint
 from monitor.stream.live import LiveNetwork
-from tests.builders import outlet, registration, ticket, utc
+from tests.builders import outlet, registration, stock, ticket, utc
 from tests.streaming import final_alerts
 
 POLICY = PolicyBook(DEFAULT_POLICY)
@@ -174,3 +175,48 @@ def test_an_open_ticket_cycle_costs_at_most_a_kibibyte() -> None:
     per_cycle = sum(stat.size_diff for stat in after.compare_to(before, "filename")) / len(measured)
     print(f"{per_cycle:,.0f} bytes per open ticket cycle (its events kept within the horizon included)")
     assert per_cycle <= 1024
+
+
+def _daily_parts_episodes(days: int) -> list[dict[str, Any]]:
+    """Each day P2 runs out at 10:00 (a parts breach: 1 of 10 parts stocked) and is restocked at
+    14:00 (resolved), with the outlet's heartbeats moving the history on."""
+    first = utc("2026-03-01T00:00:00Z")
+    reports = []
+    for day in range(days):
+        for hour, quantity in ((9, 1), (10, 0), (14, 1)):
+            at = (first + timedelta(days=day, hours=hour)).isoformat()
+            reports.append(stock(f"s-{day}-{hour}", "D1", at, {"P1": 1, "P2": quantity}, exporter="EXP-1"))
+    records = [*_heartbeats("2026-03-01T00:00:00Z", days), *reports]
+    return sorted(records, key=lambda r: utc(r["occurred_at"]))
+
+
+def test_state_alerts_resolved_before_the_oldest_checkpoint_fold_away_and_a_takeover_retracts_none() -> None:
+    days = 30
+    network = _one_exporter()
+    as_of = to_micros(utc("2026-03-01T00:00:00Z")) + days * 24 * HOUR
+    published = _judge_in_order(network, _daily_parts_episodes(days), as_of, flush_every=5)
+    live = network.exporters["EXP-1"]
+    episodes = {m["alert_id"] for m in published if m["obligation"] == "parts_inventory"}
+    resolved = {a for a, m in final_alerts(published).items()
+                if m["obligation"] == "parts_inventory" and m["status"] == "resolved"}
+    assert len(episodes) == days + 1 and resolved == episodes  # and the first night, before any stock
+
+    # a 24-hour horizon: the engine, its checkpoints and what was published keep a day or two of
+    # episodes; the rest is handed to the worker to delete from its table of published alerts
+    kept = [a for a in live.engine.state_alerts() if a.obligation.value == "parts_inventory"]
+    assert 0 < len(kept) <= 3
+    assert all(len(c.engine.state_alerts()) <= 3 for c in live.checkpoints)
+    assert len([a for a in live.published if a in episodes]) <= 3
+    assert set(live.forgotten) | {a.alert_id for a in kept} == episodes
+
+    # taken over from its checkpoint, with the table of published alerts as deleted (forgotten
+    # entries gone) and as a worker killed before the deletions reached it (all still there)
+    everything = {**final_alerts(published), **live.published}
+    for table in (dict(live.published), everything):
+        restored = LiveNetwork(network.registry, POLICY, horizon=network.horizon, checkpoint_every=10)
+        restored.adopt(checkpoint.thaw(checkpoint.freeze(live), network.registry, POLICY, table))
+        # its next event has every state alert compared with what was published
+        beat = EVENT_LINE.validate_python(outlet("o-next", "O-1", to_datetime(as_of).isoformat(), exporter="EXP-1"))
+        assert restored.add(as_of, beat)
+        assert restored.flush(as_of, as_of) == []  # nothing retracted, nothing published again
+        assert set(restored.exporters["EXP-1"].published) == set(live.published)

@@ -408,6 +408,16 @@ class ComplianceEngine:
         of parts, coverage and network size, authorisation facts), resolved or not."""
         return self._state_alerts
 
+    def forget_resolved(self, before: Micros) -> list[AlertRecord]:
+        """Drop the state alerts resolved at or before `before` and return them. A live worker
+        calls this for what lies before its oldest checkpoint, which nothing can change any more;
+        a batch judgement keeps every alert."""
+        kept: list[AlertRecord] = []
+        gone: list[AlertRecord] = []
+        for alert in self._state_alerts:
+            (gone if alert.resolved_at is not None and alert.resolved_at <= before else kept).append(alert)
+        self._state_alerts = kept
+        return gone
 
     def judge(self, as_of: Micros, window: tuple[Micros | None, Micros | None] = (None, None)) -> Judgement:
         """Every figure and alert as of `as_of` (after the last instant fed)."""

@@ -23,7 +23,8 @@ the same "now".
   What lies before the oldest checkpoint is folded away: a ticket whose
   cycles are all answered or cancelled, and whose events are all older, leaves its outcomes
   in the counters, its cycle count and state (should it be reopened), and nothing else; its
-  events, its alerts (final by then) and the event ids seen before are forgotten. A step of
+  events, its alerts (final by then) and the event ids seen before are forgotten; so are the
+  state alerts (parts, coverage, network size) resolved, or retracted, before it. A step of
   such a ticket older than the oldest checkpoint is reported as a finding, not counted. A
   ticket with a cycle still waiting is kept whole, however old.
 """
@@ -38,6 +39,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from monitor.contracts.events import ServiceTicketEvent
@@ -58,7 +60,7 @@ from monitor.obligations.response import (
     ticket_cycles,
     ticket_end,
 )
-from monitor.obligations.timebase import HOUR, Micros, stamp
+from monitor.obligations.timebase import HOUR, Micros, stamp, to_micros
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +341,23 @@ class LiveExporter:
             for alert_id in self.views.pop(ticket_id).alerts:
                 if self.published.pop(alert_id, None) is not None:
                     self.forgotten.append(alert_id)
+        self._fold_state_alerts(floor)
+
+    def _fold_state_alerts(self, floor: Micros) -> None:
+        """Forget the state alerts final before `floor` (resolved, or retracted after opening,
+        before it), in the engine, in each checkpoint a rebuild could start from and in what was
+        published: judging again from the oldest checkpoint cannot change them."""
+        seen = self.engine.state_alerts()[: self._state_seen]
+        self._state_seen -= sum(1 for alert in seen if alert.resolved_at is not None and alert.resolved_at <= floor)
+        for engine in (self.engine, *(kept.engine for kept in self.checkpoints)):
+            engine.forget_resolved(floor)
+        for alert_id, message in list(self.published.items()):
+            if message["obligation"] != "response_48h" and _final_before(message, floor):
+                self._forget(alert_id)
+
+    def _forget(self, alert_id: str) -> None:
+        del self.published[alert_id]
+        self.forgotten.append(alert_id)
 
     def _rebuild(self, late: Micros) -> None:
         """Judge the state obligations again from the last checkpoint before `late`."""
@@ -372,9 +391,13 @@ class LiveExporter:
         records = self.engine.state_alerts()
         if self._full_diff:
             current = {record.alert_id for record in records}
+            floor = self.checkpoints[0].now
             for alert_id, message in list(self.published.items()):
                 if message["obligation"] != "response_48h" and alert_id not in current:
-                    self._retract(alert_id, clock, changes)
+                    if floor is not None and _final_before(message, floor):
+                        self._forget(alert_id)  # folded away from a checkpoint, not from its record
+                    else:
+                        self._retract(alert_id, clock, changes)
             fresh = records
             self._state_open = {}
             self._full_diff = False
@@ -503,6 +526,16 @@ class LiveExporter:
 
 def _order(entry: Entry) -> tuple[Micros, str]:
     return entry[0], entry[1]
+
+
+def _final_before(message: dict[str, Any], floor: Micros) -> bool:
+    """Whether a published state alert was final before `floor`: resolved, or opened and
+    retracted since, by then."""
+    status = message["status"]
+    if status not in ("resolved", "retracted"):
+        return False
+    at = message["resolved_at"] if status == "resolved" else message["opened_at"]
+    return to_micros(datetime.fromisoformat(at)) <= floor
 
 
 def _same(previous: dict[str, Any], message: dict[str, Any]) -> bool:

@@ -7,21 +7,21 @@ Two stages in one Faust app, so that several workers share the work by partition
    internal topic keyed by exporter. Registrations go to every partition.
 2. **judging** reads that topic: each partition holds whole exporters, judged live by the
    obligation core (`monitor.stream.live`). Each exporter's compact state is checkpointed
-   every few seconds to a changelog-backed table, with the envelopes judged since
-   (`monitor.stream.checkpoint`), and every alert message published is kept in another, so
-   a worker that takes over a partition (after a crash or a rebalance) loads its exporters,
-   judges again only the input since their checkpoints, and corrects only what differs from
-   what was published.
+   every few seconds to a changelog-backed table (`monitor.stream.checkpoint`), with each
+   partition's floor: the offset from which its envelopes are not all covered by
+   checkpoints. Every alert message published is kept in another table. A worker that takes
+   over a partition (after a crash or a rebalance) loads its exporters, reads the internal
+   topic again from the floor, judges again only the envelopes past each exporter's
+   checkpoint, and corrects only what differs from what was published.
 
 A timer moves the clock: deadlines and outlets going stale are judged when they fall due,
 with no further event. Offsets are committed by Faust after the producer has flushed, so an
-input message counts as consumed only once its envelope (and so its effect) is durable.
+input message counts as consumed only once its envelope is durable on the internal topic.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import contextvars
 import itertools
@@ -112,6 +112,11 @@ def now_micros() -> Micros:
     return time.time_ns() // 1000
 
 
+def _floor_key(partition: int) -> bytes:
+    """The state table's key of a judging partition's floor (no exporter id is empty)."""
+    return b"%d||floor" % partition
+
+
 class PartitionKeyedTable(faust.Table):
     """A table whose keys start with their partition number (`b"3|..."`).
 
@@ -174,9 +179,11 @@ class StreamWorker:
         self._unsent: list[dict[str, Any]] = []  # taken over, recorded as about to be sent but not as sent
         self._loading = asyncio.Lock()
         self.judged_to: dict[int, int] = {}  # judging partition -> the last offset judged or taken over
-        # per exporter: offsets of the envelopes kept since its checkpoint, the events judged since,
-        # the slot its next checkpoint goes to, and how many chunks each slot holds
-        self._kept: dict[str, list[int]] = defaultdict(list)
+        # per exporter: the offset of its first envelope judged since its checkpoint, the events
+        # judged since, the slot its next checkpoint goes to, and how many chunks each slot holds
+        self._pending_from: dict[str, int] = {}
+        self._floors: dict[int, int] = {}  # judging partition -> the floor last written to the table
+        self._covered_to: dict[str, int] = {}  # exporter -> its checkpoint's offset, when past the committed one
         self._since: dict[str, int] = {}
         self._next_slot: dict[str, bytes] = {}
         self._chunks: dict[tuple[str, bytes], int] = {}
@@ -583,6 +590,11 @@ class StreamWorker:
             return
         exporter = key.decode()
         self.partition_of[exporter] = partition
+        covered = self._covered_to.get(exporter)
+        if covered is not None:  # taken over from a checkpoint past the committed offset
+            if offset <= covered:
+                return
+            del self._covered_to[exporter]
         judged_at = now_micros()
         received_at = self.as_of if self.as_of is not None else judged_at
         debug = log.isEnabledFor(logging.DEBUG)
@@ -605,19 +617,24 @@ class StreamWorker:
                               "ticket_id": event.ticket_id, "event_id": event.event_id,
                               "exporter_id": event.exporter_id, "market": event.market, "type": event.type.value})
         if taken:  # one of only duplicates (input read again after a takeover) would change nothing
-            await self._keep(self.state_table, b"%d|%s|%d" % (partition, key, offset), data)
-            self._kept[exporter].append(offset)
+            self._pending_from.setdefault(exporter, offset)
             self._since[exporter] = self._since.get(exporter, 0) + taken
 
     async def _ensure_loaded(self, partition: int) -> None:
-        """Judge again, from the tables, the exporters of a partition this worker has just taken."""
+        """Judge again the exporters of a partition this worker has just taken: from the tables,
+        and the envelopes from the partition's floor to its committed offset, read from the
+        internal topic (the consumer delivers those after, from the committed offset)."""
         async with self._loading:
             if partition in self.loaded:
                 return
             await self._complete_tables(partition)
-            covered = self._load(partition)
-            for key in covered:  # the previous owner stopped between a checkpoint and these deletions
+            floor = self.state_table.data.get(_floor_key(partition))
+            committed = cast(StreamConsumer, self.app.consumer).sought.get(TP(self.internal_topic, partition)) or 0
+            since = await self._read_since(partition, int(floor) if floor is not None else 0, committed)
+            legacy = self._load(partition, since, committed)
+            for key in legacy:  # envelopes an earlier version kept in the table: read from the topic instead
                 await self._keep(self.state_table, key, None)
+            self._floors[partition] = int(floor) if floor is not None else -1
             self.loaded.add(partition)
             self.last_envelope_at[partition] = time.monotonic()  # its consumer starts fetching from now
 
@@ -654,10 +671,30 @@ class StreamWorker:
                 applied += 1
         log.debug("partition %d: %d changelog records at the end applied again", partition, applied)
 
-    def _load(self, partition: int) -> list[bytes]:
-        """Take over a partition's exporters: each from its last checkpoint, then the envelopes
-        judged since, with what was published about it. Returns the keys of envelopes that a
-        checkpoint covers, still to delete."""
+    async def _read_since(self, partition: int, floor: int, committed: int) -> list[tuple[int, bytes | None, bytes]]:
+        """The envelopes of a judging partition from `floor` to before `committed`, read from the
+        topic (from where it starts, should retention have deleted the floor's envelope)."""
+        if committed <= floor:
+            return []
+        while True:
+            try:
+                start, _ = await partition_bounds(kafka_client_options(self.settings), self.internal_topic, partition)
+                break
+            except (TimeoutError, KafkaError) as exc:
+                log.warning("partition %d: reading its bounds failed (%s); trying again", partition, exc)
+                await asyncio.sleep(1.0)
+        if start > floor:
+            log.warning("partition %d: envelopes %d to %d, not all covered by checkpoints, were deleted by the "
+                        "internal topic's retention", partition, floor, start - 1)
+        start = max(start, floor)
+        return await self._read_directly(self.internal_topic, partition, start, committed) if committed > start else []
+
+    def _load(self, partition: int, since: list[tuple[int, bytes | None, bytes]], committed: int) -> list[bytes]:
+        """Take over a partition's exporters: each from its last checkpoint, with what was
+        published about it, then the envelopes `since` the partition's floor that its checkpoint
+        does not cover, up to the `committed` offset (judged by the previous owner: judged again
+        without a word). Returns the keys of envelopes an earlier version kept in the table,
+        still to delete."""
         prefix = b"%d|" % partition
         published: dict[str, Published] = defaultdict(dict)
         for key, value in list(self.published_table.items()):
@@ -668,26 +705,27 @@ class StreamWorker:
                     self._unsent.append(message)
         self._published_loading = dict(published)
         chunks: dict[str, list[tuple[bytes, bytes]]] = defaultdict(list)
-        envelopes: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
+        legacy: list[bytes] = []
         for table_key, value in list(self.state_table.items()):
             key = bytes(table_key)
             if not key.startswith(prefix) or value is None:
                 continue
             _, exporter_key, suffix = key.split(b"|", 2)
             exporter = exporter_key.decode()
+            if not exporter:  # the partition's floor
+                continue
             if checkpoint.is_chunk(suffix):
                 chunks[exporter].append((suffix, value))
                 self._chunks[(exporter, suffix[1:2])] = max(self._chunks.get((exporter, suffix[1:2]), 0),
                                                             int(suffix[2:]) + 1)
             else:
-                envelopes[exporter].append((int(suffix), value))
+                legacy.append(key)
         wall = self.as_of if self.as_of is not None else now_micros()
-        judged_to, restored, count = -1, 0, 0
-        covered: list[bytes] = []
-        for exporter in {*chunks, *envelopes}:
+        restored, count = 0, 0
+        checkpointed_to: dict[str, int] = {}
+        for exporter, records in chunks.items():
             self.partition_of[exporter] = partition
-            since = -1
-            kept = checkpoint.latest(chunks.get(exporter, ()))
+            kept = checkpoint.latest(records)
             if kept is not None:
                 try:
                     live = checkpoint.thaw(kept.blob, self.network.registry, self.network.policy,
@@ -699,22 +737,29 @@ class StreamWorker:
                     os.kill(os.getpid(), signal.SIGTERM)
                     raise
                 self.network.adopt(live)
-                since, restored = kept.offset, restored + 1
+                checkpointed_to[exporter], restored = kept.offset, restored + 1
                 self._next_slot[exporter] = checkpoint.SLOTS[1 - checkpoint.SLOTS.index(kept.slot)]
-                judged_to = max(judged_to, kept.offset)
-            self._kept[exporter] = sorted(offset for offset, _ in envelopes.get(exporter, ()) if offset > since)
-            for offset, data in sorted(envelopes.get(exporter, ())):
-                judged_to = max(judged_to, offset)
-                if offset <= since:
-                    covered.append(b"%d|%s|%d" % (partition, exporter.encode(), offset))
-                    continue
-                for origin, value in Envelope.decode(data):
-                    event = valid_event(origin.topic, value)
-                    if event is not None:
-                        self.network.add(to_micros(event.occurred_at), event, wall)
-                        self._since[exporter] = self._since.get(exporter, 0) + 1
-                        count += 1
-        self.judged_to[partition] = judged_to
+                if kept.offset >= committed:  # the consumer delivers again envelopes it covers
+                    self._covered_to[exporter] = kept.offset
+        for offset, key, data in since:
+            if not key:  # registrations, sent to every partition
+                for _, value in Envelope.decode(data):
+                    self.network.register(ExporterRegistration.model_validate_json(value))
+                continue
+            exporter = key.decode()
+            self.partition_of[exporter] = partition
+            if offset <= checkpointed_to.get(exporter, -1):
+                continue
+            taken = 0
+            for origin, value in Envelope.decode(data):
+                event = valid_event(origin.topic, value)  # a refused one was dead-lettered when first judged
+                if event is not None and self.network.add(to_micros(event.occurred_at), event, wall):
+                    taken += 1
+            if taken:
+                self._pending_from.setdefault(exporter, offset)
+                self._since[exporter] = self._since.get(exporter, 0) + taken
+                count += taken
+        self.judged_to[partition] = committed - 1  # the consumer delivers from the committed offset
         REJUDGED.inc(count)
         for exporter, messages in published.items():
             self.partition_of.setdefault(exporter, partition)
@@ -730,10 +775,11 @@ class StreamWorker:
         self._published_loading = {}
         if count or restored or published:
             log.info("partition %d: %d exporters taken over (%d from checkpoints), %d events since their "
-                     "checkpoints judged again, %d alerts published before", partition,
-                     len({*published, *chunks, *envelopes}), restored, count,
+                     "checkpoints judged again (of %d envelopes read from the partition's floor), %d alerts "
+                     "published before", partition,
+                     sum(1 for p in self.partition_of.values() if p == partition), restored, count, len(since),
                      sum(len(p) for p in published.values()))
-        return covered
+        return legacy
 
     async def _write_checkpoints(self) -> None:
         """Every `checkpoint_seconds`, checkpoint the exporters that changed: a few per tick, since
@@ -748,12 +794,31 @@ class StreamWorker:
         while self._round and time.monotonic() < budget:
             async with self._judging_lock:
                 await self._write_checkpoint(self._round.pop())
+        if not self._round:
+            async with self._judging_lock:
+                await self._write_floors()
+
+    async def _write_floors(self) -> None:
+        """Write each held partition's floor where it moved: the offset of the first envelope
+        judged since its exporter's checkpoint, over the partition's exporters (past the last
+        envelope judged when every one is covered). In the changelog partition of the
+        checkpoints it relies on, after them."""
+        floors = {partition: self.judged_to.get(partition, -1) + 1 for partition in self.loaded}
+        for exporter, offset in self._pending_from.items():
+            partition = self.partition_of.get(exporter)
+            if partition in floors:
+                floors[partition] = min(floors[partition], offset)
+        for partition, floor in floors.items():
+            if floor > self._floors.get(partition, -1):
+                await self._keep(self.state_table, _floor_key(partition), b"%d" % floor)
+                self._floors[partition] = floor
 
     async def _write_checkpoint(self, exporter: str) -> None:
         partition, live = self.partition_of.get(exporter), self.network.exporters.get(exporter)
         if partition is None or live is None or partition not in self.loaded:
             return
-        offset = self.judged_to.get(partition, -1)  # every envelope of the exporter up to it is judged
+        # every envelope of the exporter up to it is judged (or in the checkpoint it was taken over from)
+        offset = max(self.judged_to.get(partition, -1), self._covered_to.get(exporter, -1))
         forgotten, live.forgotten = live.forgotten, []  # alerts of tickets folded away since the last one
         blob = checkpoint.freeze(live)
         slot = self._next_slot.get(exporter, checkpoint.SLOTS[0])
@@ -765,11 +830,7 @@ class StreamWorker:
         for suffix in checkpoint.stale_chunks(slot, len(records), self._chunks.get((exporter, slot), 0)):
             await self._keep(self.state_table, prefix + suffix, None)
         self._chunks[(exporter, slot)] = len(records)
-        kept = self._kept[exporter]
-        covered = bisect.bisect_right(kept, offset)
-        for envelope_offset in kept[:covered]:
-            await self._keep(self.state_table, prefix + b"%d" % envelope_offset, None)
-        del kept[:covered]
+        self._pending_from.pop(exporter, None)  # every envelope judged is at or before `offset`
         for alert_id in forgotten:
             await self._keep(self.published_table, prefix + alert_id.encode(), None)
         self._next_slot[exporter] = checkpoint.SLOTS[1 - checkpoint.SLOTS.index(slot)]
@@ -786,12 +847,14 @@ class StreamWorker:
         for partition in self.loaded - assigned:
             self.loaded.discard(partition)
             self.judged_to.pop(partition, None)
+            self._floors.pop(partition, None)
             gone = [e for e, p in self.partition_of.items() if p == partition]
             self.network.drop(gone)
             self.series.drop(gone)  # the new owner reports them: never two workers for long
             for exporter in gone:
                 del self.partition_of[exporter]
-                self._kept.pop(exporter, None)
+                self._pending_from.pop(exporter, None)
+                self._covered_to.pop(exporter, None)
                 self._since.pop(exporter, None)
                 self._next_slot.pop(exporter, None)
                 for slot in checkpoint.SLOTS:
@@ -933,8 +996,8 @@ async def _fetch(consumer: Any, starts: Mapping[Any, int], *, through: Mapping[A
     """The records of each partition from its start offset.
 
     With `through`, up to the fetch that reaches that offset (a fetch returns whole batches, so
-    records past it may come too; TimeoutError if it is not reached in time); without, until a
-    fetch at every partition's end comes back empty.
+    records past it may come too; TimeoutError if `timeout` seconds pass with no record
+    before it is reached); without, until a fetch at every partition's end comes back empty.
     """
     found: dict[Any, list[Any]] = {tp: [] for tp in starts}
     waiting = set(starts) if through is None else {tp for tp in starts if through[tp] >= starts[tp]}
@@ -950,6 +1013,8 @@ async def _fetch(consumer: Any, starts: Mapping[Any, int], *, through: Mapping[A
         batches = await consumer.getmany(*waiting, timeout_ms=500 if through is not None else 200)
         if through is None and not batches:
             break
+        if batches:
+            deadline = time.monotonic() + timeout  # a long read goes on while records come
         for tp, records in batches.items():
             found[tp].extend(records)
             if through is not None and records and records[-1].offset >= through[tp]:
@@ -990,6 +1055,17 @@ async def read_range(kafka: KafkaTarget, topic: str, partition: int, start: int,
     async with _direct_consumer(kafka) as consumer:
         found = await _fetch(consumer, {tp: start}, through={tp: end - 1}, timeout=timeout)
     return [(r.offset, r.key, r.value or b"") for r in found[tp] if r.offset < end]
+
+
+async def partition_bounds(kafka: KafkaTarget, topic: str, partition: int) -> tuple[int, int]:
+    """A partition's start offset and (reported) end offset."""
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition(topic, partition)
+    async with _direct_consumer(kafka) as consumer:
+        starts = await consumer.beginning_offsets([tp])
+        ends = await consumer.end_offsets([tp])
+    return starts[tp], ends[tp]
 
 
 async def read_after(kafka: KafkaTarget, topic: str, starts: Mapping[int, int], timeout: float = 10.0
