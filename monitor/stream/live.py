@@ -348,9 +348,10 @@ class LiveExporter:
         before it), in the engine, in each checkpoint a rebuild could start from and in what was
         published: judging again from the oldest checkpoint cannot change them."""
         seen = self.engine.state_alerts()[: self._state_seen]
-        self._state_seen -= sum(1 for alert in seen if alert.resolved_at is not None and alert.resolved_at <= floor)
-        for engine in (self.engine, *(kept.engine for kept in self.checkpoints)):
-            engine.forget_resolved(floor)
+        gone = {id(alert) for alert in self.engine.forget_resolved(floor)}
+        self._state_seen -= sum(1 for alert in seen if id(alert) in gone)
+        for kept in self.checkpoints:
+            kept.engine.forget_resolved(floor)
         for alert_id, message in list(self.published.items()):
             if message["obligation"] != "response_48h" and _final_before(message, floor):
                 self._forget(alert_id)
