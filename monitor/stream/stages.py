@@ -17,8 +17,6 @@ import sys
 from collections.abc import Sequence
 from typing import Literal
 
-import mode
-
 from monitor.kafka import KafkaTarget, client_options
 
 log = logging.getLogger(__name__)
@@ -51,36 +49,18 @@ class IntakeProcess:
         """Its exit code once it has stopped, else None."""
         return None if self.process is None else self.process.poll()
 
-    def request_stop(self) -> None:
-        """Ask it to stop as Ctrl-C would (it commits what it routed), without waiting."""
-        self.stopping = True
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop it (`request_stop`) and wait; kill it after `timeout` seconds."""
-        if not self.stopping:
-            self.request_stop()
+        """Stop it as Ctrl-C would (it commits what it routed), and kill it after `timeout` seconds."""
+        self.stopping = True
         if self.process is None or self.process.poll() is not None:
             return
+        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             log.warning("the intake stage (pid %d) did not stop within %.0f s; killed", self.process.pid, timeout)
             self.process.kill()
             self.process.wait()
-
-
-class StopTogether(mode.Service):
-    """A service of the worker's Faust worker that asks its intake to stop as soon as the worker
-    starts stopping, so that the two processes shut down at once rather than one after the other."""
-
-    def __init__(self, intake: IntakeProcess) -> None:
-        super().__init__()
-        self.intake = intake
-
-    async def on_stop(self) -> None:
-        self.intake.request_stop()
 
 
 def parent_pid() -> int | None:

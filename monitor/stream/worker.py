@@ -84,15 +84,7 @@ from monitor.stream.metrics import (
     merge_pages,
 )
 from monitor.stream.settings import WorkerSettings
-from monitor.stream.stages import (
-    WATCH_SECONDS,
-    IntakeProcess,
-    Stage,
-    StopTogether,
-    carry_committed_offsets,
-    intake_group,
-    parent_pid,
-)
+from monitor.stream.stages import WATCH_SECONDS, IntakeProcess, Stage, carry_committed_offsets, intake_group, parent_pid
 from monitor.stream.topics import CHANGELOG_CONFIG, TopicNames
 
 log = logging.getLogger(__name__)
@@ -1286,7 +1278,6 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
 
             services.append(Deliverer.from_settings(delivery, webhooks).service())
     if intake is not None:
-        services.append(StopTogether(intake))  # the last service, so stopped first
         intake.start()
     try:
         _run_app(worker, *services)
