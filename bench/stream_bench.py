@@ -96,38 +96,15 @@ def progress(message: str) -> None:
 # ---- processes: started here, stopped here, by pid --------------------------------------------------
 
 
-def _family(pid: int) -> list[int]:
-    """`pid` and the processes it started, and theirs (a worker runs its intake stage in a child)."""
-    found, queue = [], [pid]
-    while queue:
-        at = queue.pop()
-        found.append(at)
-        try:
-            for task in Path(f"/proc/{at}/task").iterdir():
-                queue += [int(child) for child in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return found
-
-
 def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds a process and its children have used so far (None when it is gone)."""
+    """User + system CPU seconds a process has used so far (None when it is gone)."""
     if pid is None:
         return None
-    total = None
-    for member in _family(pid):
-        try:
-            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (14, 15 of stat)
-    return total
-
-
-def _family_kib(pid: int, field_name: str) -> int | None:
-    """A /proc status field (VmRSS, VmHWM) of the process and its children, added up."""
-    values = [value for member in _family(pid) if (value := _status_kib(member, field_name)) is not None]
-    return sum(values) if values else None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
 
 
 def _status_kib(pid: int, field_name: str) -> int | None:
@@ -165,9 +142,17 @@ class Child:
         return self.process.poll() is None
 
     def peak_rss_kib(self) -> int | None:
-        """The peak resident set (VmHWM) of the process and its children, added up, while it runs
-        (the worker's is its two stages': the judging in its own process, the intake in a child)."""
-        return _family_kib(self.pid, "VmHWM")
+        """The process's peak resident set (VmHWM), while it runs."""
+        try:
+            import psutil  # type: ignore[import-untyped]
+
+            info = psutil.Process(self.pid).memory_info()
+            peak = getattr(info, "peak_wset", None)  # only on Windows; elsewhere VmHWM below
+            if peak:
+                return int(peak) // 1024
+        except (ImportError, OSError, ValueError):
+            pass
+        return _status_kib(self.pid, "VmHWM")
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -1136,8 +1121,8 @@ def main() -> int:
     # ---- the table ----
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {load_before:.2f} "
           f"before the run, {load_after:.2f} after; {broker_name}; windows of {duration:.0f} s "
-          f"after a {warm_up:.0f} s warm-up. CPU = cores used by the process and its children (1.00 = one "
-          f"core), broker = the broker's, over the window; peak RSS adds up the process's and its children's.")
+          f"after a {warm_up:.0f} s warm-up. CPU = cores used by the process (1.00 = one core), broker = the "
+          f"broker's, over the window.")
 
     if throughput:
         per = backlog["per_topic"]

@@ -1,13 +1,11 @@
 """The stream worker: input topics in, alert transitions and compliance snapshots out.
 
-Two stages, each a Faust app with its own consumer group and event loop, run in two
-processes of one worker (`monitor.stream.stages`), so that several workers share the work by
-partition and each uses two cores:
+Two stages in one Faust app, so that several workers share the work by partition:
 
-1. **intake** (group `<app_id>-intake`) reads the four input topics (keyed by ticket, depot, outlet, exporter),
+1. **intake** reads the four input topics (keyed by ticket, depot, outlet, exporter),
    dead-letters what cannot be used, and forwards the rest untouched, in envelopes, to the
    internal topic keyed by exporter. Registrations go to every partition.
-2. **judging** (group `<app_id>`) reads that topic: each partition holds whole exporters, judged live by the
+2. **judging** reads that topic: each partition holds whole exporters, judged live by the
    obligation core (`monitor.stream.live`). Each exporter's compact state is checkpointed
    every few seconds to a changelog-backed table (`monitor.stream.checkpoint`), with each
    partition's floor: the offset from which its envelopes are not all covered by
@@ -33,7 +31,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -80,11 +78,8 @@ from monitor.stream.metrics import (
     TRANSITIONS,
     UNCHECKPOINTED,
     ComplianceSeries,
-    fetch_page,
-    merge_pages,
 )
 from monitor.stream.settings import WorkerSettings
-from monitor.stream.stages import WATCH_SECONDS, IntakeProcess, Stage, carry_committed_offsets, intake_group, parent_pid
 from monitor.stream.topics import CHANGELOG_CONFIG, TopicNames
 
 log = logging.getLogger(__name__)
@@ -146,23 +141,11 @@ class PartitionKeyedTable(faust.Table):
 
 
 class StreamWorker:
-    """One stage of a worker, in its own process: the Faust app, its topics, agents and timers;
-    for the judging stage also its tables and clock.
-
-    The intake stage's app is `<app_id>-intake` (its consumer group reads the input topics);
-    the judging stage's is `<app_id>` (its group reads the internal topic, and its tables'
-    changelogs are named after it). Each has its own consumer and event loop, so neither
-    starves the other while a backlog drains (`monitor.stream.stages` runs them together).
-    """
+    """One worker process: the Faust app, its topics, tables, agents and clock."""
 
     def __init__(self, settings: WorkerSettings, registry: Mapping[str, ExporterRegistration],
-                 policy: PolicyBook, *, short_end_offsets: bool = True, stage: Stage = "judging",
-                 intake: IntakeProcess | None = None) -> None:
+                 policy: PolicyBook, *, short_end_offsets: bool = True) -> None:
         self.settings = settings
-        self.stage = stage
-        self.intake = intake  # the intake process this judging stage started, if it did
-        self.parent = parent_pid() if stage == "intake" else None  # the worker that started this intake
-        self.intake_page = b""  # the intake's last /metrics page, read every WATCH_SECONDS (`_watch_partner`)
         # the broker may report end offsets short (the embedded one): then changelog tails and the
         # dead-letter depth are read past them (`monitor.embedded.deviations`)
         self.short_end_offsets = short_end_offsets
@@ -222,12 +205,11 @@ class StreamWorker:
 
     def _build_app(self) -> faust.App:
         s, names = self.settings, self.names
-        intake = self.stage == "intake"
         app = faust.App(
-            intake_group(s.app_id) if intake else s.app_id,
+            s.app_id,
             **faust_broker_options(s),  # bootstrap servers and MONITOR_KAFKA_* security
             store="memory://",
-            datadir=str(s.data_dir / ("faust-intake" if intake else "faust")),
+            datadir=str(s.data_dir / "faust"),
             topic_partitions=s.partitions,
             topic_replication_factor=s.topic_replication,  # its internal and changelog topics
             web_host=s.web_host,
@@ -255,27 +237,23 @@ class StreamWorker:
         self.alerts = app.topic(names.alerts, key_serializer="raw", value_serializer="raw")
         self.compliance = app.topic(names.compliance, key_serializer="raw", value_serializer="raw")
         self.deadletter = app.topic(names.deadletter, key_serializer="raw", value_serializer="raw")
+        use_stream_consumer(app, frozenset({names.tickets, names.stock, names.outlets, names.registry,
+                                           self.internal_topic}))
+        # each exporter's checkpoint and the envelopes judged since (`P|exporter|c<slot><chunk>`,
+        # `P|exporter|<offset>`), and every alert message published (`P|exporter|alert_id`)
+        self.state_table: Any = app.tables.add(PartitionKeyedTable(
+            app, name="exporters", default=None, partitions=s.partitions, beacon=app.tables.beacon,
+            key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
+        self.published_table: Any = app.tables.add(PartitionKeyedTable(
+            app, name="published", default=None, partitions=s.partitions, beacon=app.tables.beacon,
+            key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
+        self._changelogs = {id(table): table.changelog_topic.get_topic_name()
+                            for table in (self.state_table, self.published_table)}
+        app.agent(self.inputs, name="intake")(self._intake)
+        app.agent(self.by_exporter, name="judging")(self._judging)
+        app.timer(s.tick_seconds, name="clock")(self._tick)
+        app.timer(s.deadletter_check_seconds, name="deadletter-depth")(self._count_dead_letters)
         app.task(self._watch_loop)
-        if self.intake is not None or self.parent is not None:
-            app.task(self._watch_partner)
-        if intake:
-            use_stream_consumer(app, frozenset({names.tickets, names.stock, names.outlets, names.registry}))
-            app.agent(self.inputs, name="intake")(self._intake)
-            app.timer(s.deadletter_check_seconds, name="deadletter-depth")(self._count_dead_letters)
-        else:
-            use_stream_consumer(app, frozenset({self.internal_topic}))
-            # each exporter's checkpoint (`P|exporter|c<slot><chunk>`) and its partition's floor
-            # (`P||floor`), and every alert message published (`P|exporter|alert_id`)
-            self.state_table: Any = app.tables.add(PartitionKeyedTable(
-                app, name="exporters", default=None, partitions=s.partitions, beacon=app.tables.beacon,
-                key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
-            self.published_table: Any = app.tables.add(PartitionKeyedTable(
-                app, name="published", default=None, partitions=s.partitions, beacon=app.tables.beacon,
-                key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
-            self._changelogs = {id(table): table.changelog_topic.get_topic_name()
-                                for table in (self.state_table, self.published_table)}
-            app.agent(self.by_exporter, name="judging")(self._judging)
-            app.timer(s.tick_seconds, name="clock")(self._tick)
         # Faust makes a view class of each handler, so they are plain functions that bind to the view
 
         async def metrics(view: Any, request: Any) -> Any:
@@ -292,10 +270,7 @@ class StreamWorker:
         self._show_consumer_lag()
         self._show_freshness()
         UNCHECKPOINTED.set(sum(self._since.values()))
-        page = generate_latest(REGISTRY)
-        if self.intake is not None:  # one page for the worker: the intake's series with this stage's
-            page = merge_pages(page, self.intake_page)
-        return web.bytes(page, content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     def _show_freshness(self) -> None:
         """Set each judged exporter's data lag and clock state (an exporter that moved away loses its series)."""
@@ -321,31 +296,6 @@ class StreamWorker:
             await asyncio.sleep(interval)
             LOOP_LAG.observe(max(0.0, time.monotonic() - started - interval))
 
-    async def _watch_partner(self) -> None:
-        """Stop this process with the other stage of its worker: an intake whose worker has gone
-        (killed, even with -9) stops; a worker whose intake stopped stops too, with exit code 2
-        when the intake failed (its supervisor then restarts the whole worker). The worker also
-        reads the intake's /metrics page here, so that its own page never waits for the intake's
-        (which may be up to WATCH_SECONDS old, or the last one read while the intake is too busy
-        to answer)."""
-        while True:
-            await asyncio.sleep(WATCH_SECONDS)
-            if self.intake is not None and self.intake.exited() is None:
-                self.intake_page = await fetch_page(self.intake.metrics_url) or self.intake_page
-            if self.parent is not None and os.getppid() != self.parent:
-                log.warning("the worker that started this intake stage (pid %d) is gone; stopping", self.parent)
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            code = self.intake.exited() if self.intake is not None else None
-            if code is not None and self.intake is not None and not self.intake.stopping:
-                if code != 0:
-                    self.fatal = f"the intake stage stopped with exit code {code}"
-                    log.critical("%s; stopping the worker", self.fatal)
-                else:
-                    log.info("the intake stage stopped; stopping the worker")
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-
     def _show_consumer_lag(self) -> None:
         """Set monitor_consumer_lag_messages from the lag the intake last saw, for the input
         partitions this worker holds now (a partition that moved away loses its series)."""
@@ -370,7 +320,7 @@ class StreamWorker:
 
     async def _health_page(self, web: Any, request: Any) -> Any:
         tables: Any = self.app.tables
-        return web.json({"status": "ok", "stage": self.stage, "recovered": tables.recovery.completed.is_set(),
+        return web.json({"status": "ok", "recovered": tables.recovery.completed.is_set(),
                          "exporters": len(self.network.exporters),
                          "partitions": sorted(self.loaded),
                          "clock": stamp(max(live.clock.now for live in self.network.exporters.values()))
@@ -943,9 +893,8 @@ class StreamWorker:
         self._read_progress()
         wall = now_micros()
         messages = self.network.tick(self.as_of if self.as_of is not None else wall, self.window, self._progress_of)
-        started = [live.clock.now for live in self.network.exporters.values() if live.clock.latest is not None]
-        if started:  # an exporter with no data yet has no clock to be behind
-            CLOCK_BEHIND.set((wall - min(started)) / SECOND)
+        if self.network.exporters:
+            CLOCK_BEHIND.set((wall - min(live.clock.now for live in self.network.exporters.values())) / SECOND)
         noticed = now_micros()
         raised = stamp(noticed)  # when the monitor noticed: the wall clock, whatever the judging clock
         for message in messages:
@@ -1227,20 +1176,16 @@ async def read_registry_topic(kafka: KafkaTarget, topic: str, timeout: float = 1
 
 
 def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistration], policy: PolicyBook,
-               history: bool = True, webhooks: tuple[Any, ...] | list[Any] = (), delivery: Any = None, *,
-               stage: Stage | None = None, arguments: Sequence[str] = ()) -> None:
+               history: bool = True, webhooks: tuple[Any, ...] | list[Any] = (), delivery: Any = None) -> None:
     """Create the topics if need be, read the registry topic, and run a worker until Ctrl-C or SIGTERM.
 
-    With `stage` None, the whole worker: the judging stage here and the intake stage in a child
-    process started as `monitor <arguments> --stage intake` (`monitor.stream.stages`); with a
-    stage, that stage alone. With `history`, the judging stage's process also runs the history
-    sink (`monitor.history.sink`) in its event loop; it enqueues each new alert transition for
-    the `webhooks` (`monitor.delivery.webhooks.Webhook`). With `history`, webhooks and `delivery`
-    (the `monitor.delivery.settings.DeliverySettings`), the webhook deliverer runs there too.
+    With `history`, the history sink (`monitor.history.sink`) runs in the same event loop and
+    stops with the worker; it enqueues each new alert transition for the `webhooks`
+    (`monitor.delivery.webhooks.Webhook`). With `history`, webhooks and `delivery` (the
+    `monitor.delivery.settings.DeliverySettings`), the webhook deliverer runs there too.
     Logging stays as the caller set it up (`monitor.logs.configure`):
     Faust's own set-up, which would replace the root handlers with its format, is skipped.
     """
-    from monitor.embedded.broker import free_port
     from monitor.embedded.deviations import reports_short_end_offsets
     from monitor.stream.topics import ensure_topics
 
@@ -1253,21 +1198,14 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
                                         internal=(names.internal(settings.app_id),)))
     if created:
         log.info("created topics: %s", ", ".join(created))
-    short_end_offsets = asyncio.run(reports_short_end_offsets(kafka))
-    if stage == "intake":
-        asyncio.run(carry_committed_offsets(kafka, settings.app_id, intake_group(settings.app_id), names.inputs))
-        (settings.data_dir / "faust-intake").mkdir(parents=True, exist_ok=True)
-        _run_app(StreamWorker(settings, registry, policy, short_end_offsets=short_end_offsets, stage="intake"))
-        return
     known = asyncio.run(read_registry_topic(kafka, names.registry))
+    short_end_offsets = asyncio.run(reports_short_end_offsets(kafka))
     if short_end_offsets:
         log.info("the broker is the embedded one: its end offsets can fall short, so changelog tails and the "
                  "dead-letter depth are read past them")
     log.info("registry: %d exporters from the file, %d from %s", len(registry), len(known), names.registry)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust's own files (no table data)
-    intake = None if stage == "judging" else IntakeProcess(arguments, settings.web_host, free_port())
-    worker = StreamWorker(settings, {**registry, **known}, policy, short_end_offsets=short_end_offsets,
-                          intake=intake)
+    worker = StreamWorker(settings, {**registry, **known}, policy, short_end_offsets=short_end_offsets)
     services = []
     if history:
         from monitor.history.sink import HistorySink
@@ -1277,17 +1215,6 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
             from monitor.delivery.deliverer import Deliverer
 
             services.append(Deliverer.from_settings(delivery, webhooks).service())
-    if intake is not None:
-        intake.start()
-    try:
-        _run_app(worker, *services)
-    finally:
-        if intake is not None:
-            intake.stop()
-
-
-def _run_app(worker: StreamWorker, *services: Any) -> None:
-    """Run a stage's Faust app (with `services` in its event loop) until it stops."""
     runner = faust.Worker(worker.app, *services, override_logging=False)
     runner.spinner = None  # it would print to stdout; "Ready" is logged instead
     try:
