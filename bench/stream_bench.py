@@ -82,6 +82,10 @@ TARGET_LINES_PER_SECOND = 100_000
 TARGET_BREACH_P99_SECONDS = 1.0
 TARGET_START_SECONDS = 5.0
 BACKGROUND_RATE = 5_000  # events/s under which breach latency is measured
+# the baseline's trickle of current events: with none, each exporter's latest data would be the
+# tickets' own opening, 48 hours old, and its clock would run on that event time until it goes
+# quiet (OBLIGATIONS.md, Time), so no breach would be due on the wall clock
+IDLE_RATE = 20.0
 LEAD_SECONDS = 5.0  # tickets arrive this long before their deadline ("opened at now - 48 h + a few seconds")
 
 DAY_SECONDS = 86_400
@@ -96,15 +100,38 @@ def progress(message: str) -> None:
 # ---- processes: started here, stopped here, by pid --------------------------------------------------
 
 
+def _family(pid: int) -> list[int]:
+    """`pid` and the processes it started, and theirs (a worker runs its intake stage in a child)."""
+    found, queue = [], [pid]
+    while queue:
+        at = queue.pop()
+        found.append(at)
+        try:
+            for task in Path(f"/proc/{at}/task").iterdir():
+                queue += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
 def _cpu_seconds(pid: int | None) -> float | None:
-    """User + system CPU seconds a process has used so far (None when it is gone)."""
+    """User + system CPU seconds a process and its children have used so far (None when it is gone)."""
     if pid is None:
         return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14 and 15 of stat)
+    total = None
+    for member in _family(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total = (total or 0.0) + (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (14, 15 of stat)
+    return total
+
+
+def _family_kib(pid: int, field_name: str) -> int | None:
+    """A /proc status field (VmRSS, VmHWM) of the process and its children, added up."""
+    values = [value for member in _family(pid) if (value := _status_kib(member, field_name)) is not None]
+    return sum(values) if values else None
 
 
 def _status_kib(pid: int, field_name: str) -> int | None:
@@ -142,17 +169,9 @@ class Child:
         return self.process.poll() is None
 
     def peak_rss_kib(self) -> int | None:
-        """The process's peak resident set (VmHWM), while it runs."""
-        try:
-            import psutil  # type: ignore[import-untyped]
-
-            info = psutil.Process(self.pid).memory_info()
-            peak = getattr(info, "peak_wset", None)  # only on Windows; elsewhere VmHWM below
-            if peak:
-                return int(peak) // 1024
-        except (ImportError, OSError, ValueError):
-            pass
-        return _status_kib(self.pid, "VmHWM")
+        """The peak resident set (VmHWM) of the process and its children, added up, while it runs
+        (the worker's is its two stages': the judging in its own process, the intake in a child)."""
+        return _family_kib(self.pid, "VmHWM")
 
     def tail(self, lines: int = 30) -> str:
         try:
@@ -213,6 +232,19 @@ def metric_sum(text: str, name: str) -> float:
         if line.startswith((name + "{", name + " ")):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def loop_lag(text: str) -> tuple[float, float, float]:
+    """From a worker's monitor_event_loop_lag_seconds histogram (its two processes' loops added
+    up): probes so far, those later than 0.1 s, and the upper bound of the worst one."""
+    buckets: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("monitor_event_loop_lag_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[math.inf if bound == "+Inf" else float(bound)] = float(line.rsplit(" ", 1)[1])
+    count = buckets.get(math.inf, 0.0)
+    worst = min((bound for bound, below in buckets.items() if below >= count), default=math.inf)
+    return count, count - buckets.get(0.1, count), worst
 
 
 def metric_value(text: str, name: str) -> float | None:
@@ -768,6 +800,7 @@ async def latency_run(bootstrap: str, names: Any, background: list[dict[str, Any
     end = window_start + window + lead + 3.0
     pacer = Pacer(rate) if rate else None
     counts: list[tuple[int, float, float]] = []  # (background sent, worker's input consumed, when)
+    loop_start = (0.0, 0.0, math.inf)  # the worker's event-loop probes when the window starts (`loop_lag`)
     next_ticket = 0
     try:
         while (now := time.monotonic()) < end:
@@ -783,6 +816,7 @@ async def latency_run(bootstrap: str, names: Any, background: list[dict[str, Any
                 next_ticket += 1
             if not counts and now >= window_start:
                 counts.append((sent, await asyncio.to_thread(worker.consumed) or 0.0, time.monotonic()))
+                loop_start = loop_lag(await asyncio.to_thread(worker.metrics) or "")
             if pacer is None:
                 await asyncio.sleep(0.005)
                 continue
@@ -802,6 +836,7 @@ async def latency_run(bootstrap: str, names: Any, background: list[dict[str, Any
                 if pacer.delay(sent, time.monotonic()):
                     break
         counts.append((sent, await asyncio.to_thread(worker.consumed) or 0.0, time.monotonic()))
+        loop_end = loop_lag(await asyncio.to_thread(worker.metrics) or "")
         sending = time.monotonic() - started
         await producer.flush()
         waited = time.monotonic()
@@ -840,7 +875,8 @@ async def latency_run(bootstrap: str, names: Any, background: list[dict[str, Any
             "alert_kinds": kinds,
             "background_sent": sent,
             "background_rate": sent / sending, "window_sent": sent2 - sent1, "window_consumed": consumed2 - consumed1,
-            "window_seconds": t2 - t1}
+            "window_seconds": t2 - t1, "loop_probes": loop_end[0] - loop_start[0],
+            "loop_late": loop_end[1] - loop_start[1], "loop_worst": loop_end[2]}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -1065,14 +1101,14 @@ def main() -> int:
                         raise RuntimeError(f"the latency worker read nothing in 120 s:\n{worker.tail()}")
                 time.sleep(2.0)
                 idle_window = min(duration, 20.0)
-                plans = [("idle", 0.0, max(20, tickets // 4), idle_window),
+                plans = [("idle", IDLE_RATE, max(20, tickets // 4), idle_window),
                          ("load", float(BACKGROUND_RATE), tickets, duration)]
                 latency = {}
                 for label, rate, count_tickets, window in plans:
                     progress(f"latency: background {rate:,.0f} events/s, {count_tickets} tickets over {window:.0f} s, "
                              f"each sent {LEAD_SECONDS:.0f} s before its deadline …")
                     spy = None
-                    if options.profile is not None and rate:
+                    if options.profile is not None and rate == BACKGROUND_RATE:
                         spy = Child("py-spy of the latency worker", [
                             str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker.pid),
                             "--duration", str(round(warm_up + window)), "--rate", "100", "--format", "raw",
@@ -1121,8 +1157,8 @@ def main() -> int:
     # ---- the table ----
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average {load_before:.2f} "
           f"before the run, {load_after:.2f} after; {broker_name}; windows of {duration:.0f} s "
-          f"after a {warm_up:.0f} s warm-up. CPU = cores used by the process (1.00 = one core), broker = the "
-          f"broker's, over the window.")
+          f"after a {warm_up:.0f} s warm-up. CPU = cores used by the process and its children (1.00 = one "
+          f"core), broker = the broker's, over the window; peak RSS adds up the process's and its children's.")
 
     if throughput:
         per = backlog["per_topic"]
@@ -1185,8 +1221,7 @@ def main() -> int:
         print(header)
         print("  " + "-" * (len(header) - 2))
         for run in latency.values():
-            load = ("none (baseline)" if not run["rate"] else
-                    f"{run['background_rate']:,.0f} events/s")
+            load = (f"{run['background_rate']:,.0f} events/s" + (" (baseline)" if run["rate"] == IDLE_RATE else ""))
             breaches = run["breaches"]
             kept = (f"{run['window_consumed'] / run['window_sent']:.0%} of sent" if run["window_sent"] else "-")
             if breaches:
@@ -1197,6 +1232,10 @@ def main() -> int:
                       f"{_cores(run['broker_cpu']):>6s}")
             else:
                 print(f"  {load:26s}   0/{run['tickets']:<4d} no breach of these tickets was seen")
+            if run.get("loop_probes"):
+                print(f"  {'':26s} event loops: {run['loop_late']:,.0f} of {run['loop_probes']:,.0f} probes in the "
+                      f"window (every 50 ms, both stages) ran more than 0.1 s late; the worst so far ≤ "
+                      f"{run['loop_worst']:g} s")
             off = [b[2] for b in breaches if abs(b[2]) > 0.001]
             if off:
                 print(f"  {'':26s} {len(off)} breaches with opened_at other than the deadline sent")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import tempfile
@@ -40,9 +41,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from stream_bench import (  # noqa: E402 - the bench folder is put on the path above
     Child,
     Worker,
+    _family_kib,
     _get,
     _mib,
-    _status_kib,
     ensure,
     make_broker,
     metric_sum,
@@ -155,12 +156,12 @@ def history_and_takeover(bootstrap: str, workdir: Path, days: int, label: str) -
                          f"{metric_sum(text, 'monitor_events_since_checkpoint'):,.0f} since a checkpoint")
             time.sleep(0.5)
         judged_seconds = time.monotonic() - started
-        rss = _status_kib(first.pid, "VmRSS")
+        rss = _family_kib(first.pid, "VmRSS")  # both stages: the judging and its intake child
         peak = first.peak_rss_kib()
         checkpoint_bytes = int(metric_sum(first.metrics() or "", "monitor_checkpoint_size_bytes_sum"))
         checkpoints = metric_sum(first.metrics() or "", "monitor_checkpoints_written_total")
         progress(f"{label}: judged and checkpointed in {judged_seconds:.0f} s; RSS {_mib(rss)}; killing it -9")
-        first.process.send_signal(signal.SIGKILL)
+        os.killpg(first.pid, signal.SIGKILL)  # both stages, as a machine that dies takes them both
         first.process.wait(10)
         killed = time.monotonic()
         Child.running.remove(first)
@@ -175,7 +176,7 @@ def history_and_takeover(bootstrap: str, workdir: Path, days: int, label: str) -
             settled = time.monotonic() - killed
             text = second.metrics() or ""
             rejudged = metric_sum(text, "monitor_takeover_events_rejudged_total")
-            rss_after = _status_kib(second.pid, "VmRSS")
+            rss_after = _family_kib(second.pid, "VmRSS")
         finally:
             second.stop()
     finally:

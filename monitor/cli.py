@@ -230,15 +230,22 @@ def demo(broker_port: int | None, web_port: int | None, api_port: int | None, se
 @click.option("--no-webhooks", "no_webhooks", is_flag=True,
               help="Do not deliver webhooks from this worker (run `monitor deliver` apart). Its history sink "
                    "still enqueues deliveries for the webhooks of $MONITOR_WEBHOOKS.")
+@click.option("--stage", type=click.Choice(["intake", "judging"]),
+              help="Run one stage of the worker alone: `intake` (validates and routes the input topics, "
+                   "consumer group $MONITOR_APP_ID-intake) or `judging` (judges, publishes, and runs the "
+                   "history sink and deliverer; group $MONITOR_APP_ID). Default: both, the intake in a child "
+                   "process that lives and dies with the worker, whose /metrics include its series.")
 def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | None, policy_path: Path | None,
-           as_of: datetime | None, no_history: bool, no_webhooks: bool) -> None:
+           as_of: datetime | None, no_history: bool, no_webhooks: bool, stage: str | None) -> None:
     """Run a stream-processing worker (run several for scale).
 
     Reads the service-tickets, parts-stock, outlet-status and registry topics; dead-letters
     what cannot be used (whole, with the reason); judges every obligation live, raising
     deadlines and stale outlets by the clock; publishes each alert transition to the alerts
     topic and changed figures to the compliance topic. Workers with the same
-    MONITOR_APP_ID share the partitions. Unless --no-history, it also runs the history
+    MONITOR_APP_ID share the partitions. Each worker is two processes, one per stage (the
+    intake in a child, so that reading and judging use two cores); they stop together, and
+    the worker's /metrics include both. Unless --no-history, it also runs the history
     sink (see `monitor sink`), and with $MONITOR_WEBHOOKS set, unless --no-webhooks, the
     webhook deliverer (see `monitor deliver`). Ctrl-C or SIGTERM stops it cleanly.
     Settings: the MONITOR_* environment variables (README, Configuration).
@@ -271,8 +278,8 @@ def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | No
     from monitor.contracts.policy import DEFAULT_POLICY
 
     try:
-        run_worker(settings, registry, policy or PolicyBook(DEFAULT_POLICY), history=not no_history,
-                   webhooks=webhooks, delivery=delivery)
+        run_worker(settings, registry, policy or PolicyBook(DEFAULT_POLICY), history=not no_history and
+                   stage != "intake", webhooks=webhooks, delivery=delivery, stage=cast(Any, stage))
     except KafkaError as exc:
         # before the app starts (its topics, the registry topic): a broker down, or one refusing the
         # connection (TLS, SASL credentials), logged above by aiokafka; once running, Faust reports its own

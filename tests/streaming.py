@@ -87,8 +87,10 @@ class WorkerProcess:
         return self
 
     def health(self) -> dict[str, Any] | None:
+        """The worker's /healthz answer; None if it does not answer within 5 s (as `metric` waits):
+        under the whole suite's load its event loop has been seen to stall for over a second."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/healthz", timeout=1) as answer:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/healthz", timeout=5) as answer:
                 return json.loads(answer.read())
         except OSError:
             return None

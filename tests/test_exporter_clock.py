@@ -17,8 +17,9 @@ from monitor.obligations.clock import CAUGHT_UP, ExporterClock, InputProgress
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, stamp, to_datetime, to_micros
 from monitor.simulation.network import NetworkSpec, events, registrations
+from monitor.stream.intake import input_progress
 from monitor.stream.live import LiveNetwork
-from tests.builders import EXPORTER, registration, ticket, utc
+from tests.builders import EXPORTER, outlet, registration, ticket, utc
 from tests.streaming import final_alerts
 
 MINUTE = 60 * SECOND
@@ -144,6 +145,57 @@ def _registry(records: list[dict[str, Any]]) -> dict[str, ExporterRegistration]:
     return {r["exporter_id"]: ExporterRegistration.model_validate(r) for r in records}
 
 
+# ---- how far an intake's input has got (the `reached` of InputProgress) ---------------------------
+
+TICKETS, OUTLETS = ("service-tickets", 0), ("outlet-status", 0)
+
+
+def test_the_input_has_reached_the_latest_event_time_of_its_slowest_lagging_partition() -> None:
+    lag = {TICKETS: 500, OUTLETS: 40}
+    latest = {TICKETS: T0, OUTLETS: T0 - 30 * HOUR}
+    assert input_progress(lag, latest, {}, unread=False, catch_up_lag=1000, settle=None, now=0.0) \
+        == (T0 - 30 * HOUR, False)
+    assert input_progress(lag, latest, {}, unread=False, catch_up_lag=100, settle=None, now=0.0) \
+        == (T0 - 30 * HOUR, True)
+    # a partition with records and none delivered yet may hold any event time
+    assert input_progress(lag, latest, {}, unread=True, catch_up_lag=1000, settle=None, now=0.0) == (0, True)
+
+
+def test_a_partition_read_to_its_end_no_longer_holds_event_time_back() -> None:
+    lag = {TICKETS: 500, OUTLETS: 0}
+    latest = {TICKETS: T0, OUTLETS: T0 - 30 * HOUR}
+    assert input_progress(lag, latest, {OUTLETS: 99.5}, unread=False, catch_up_lag=1000, settle=None,
+                          now=100.0) == (T0, False)
+    assert input_progress({TICKETS: 0, OUTLETS: 0}, latest, {}, unread=False, catch_up_lag=1000, settle=None,
+                          now=100.0) == (None, False)
+
+
+def test_on_a_broker_reporting_ends_short_a_partition_at_its_end_holds_until_it_stops_delivering() -> None:
+    """The embedded broker reports the start of a partition's last batch as its end: while a
+    backlog is read, the batch's other records (here a day of outlet heartbeats) may still be on
+    their way."""
+    lag = {TICKETS: 5000, OUTLETS: -12}  # delivered past the end reported
+    latest = {TICKETS: T0, OUTLETS: T0 - 30 * HOUR}
+    delivering = input_progress(lag, latest, {OUTLETS: 99.0}, unread=False, catch_up_lag=1000, settle=2.0,
+                                now=100.0)
+    assert delivering == (T0 - 30 * HOUR, True)
+    stopped = input_progress(lag, latest, {OUTLETS: 97.0}, unread=False, catch_up_lag=1000, settle=2.0, now=100.0)
+    assert stopped == (T0, True)
+    on_kafka = input_progress(lag, latest, {OUTLETS: 99.0}, unread=False, catch_up_lag=1000, settle=None, now=100.0)
+    assert on_kafka == (T0, True)
+
+
+def test_live_a_late_message_at_a_partitions_end_holds_nobodys_clock() -> None:
+    lag = {TICKETS: 0, OUTLETS: 0}
+    latest = {TICKETS: T0, OUTLETS: T0 - 30 * HOUR}  # an outlet's heartbeat a day late, just delivered
+    live = input_progress(lag, latest, {OUTLETS: 99.0}, unread=False, catch_up_lag=1000, settle=2.0, now=100.0,
+                          caught_up_at=50.0)
+    assert live == (None, False)
+    just_caught_up = input_progress(lag, latest, {OUTLETS: 99.0}, unread=False, catch_up_lag=1000, settle=2.0,
+                                    now=100.0, caught_up_at=99.5)
+    assert just_caught_up == (T0 - 30 * HOUR, False)
+
+
 def test_a_replay_faster_than_real_time_raises_no_alert_it_later_retracts() -> None:
     registry = _registry(registrations(SPEC))
     records = list(events(SPEC))
@@ -234,3 +286,24 @@ def test_a_quiet_exporters_deadline_still_fires_on_the_wall_clock() -> None:
     breaches = [m for m in published if m["severity"] == "breach" and m["obligation"] == "response_48h"]
     assert [(m["subject"], m["status"], m["clock"]) for m in breaches] == [("T-1#1", "open", "wall_clock")]
     assert network.exporters[EXPORTER].clock.state is ClockState.quiet
+
+
+def test_only_a_deadline_passing_on_the_wall_clock_counts_as_fired_by_the_clock() -> None:
+    """A ticket delivered late: its at-risk point is behind the exporter's own data (raised on
+    event time once the clock gets there), its deadline still ahead; only the deadline is a
+    timer's work, whose lateness monitor_deadline_lag_seconds measures."""
+    registry = _registry([registration()])
+    network = LiveNetwork(registry, PolicyBook(DEFAULT_POLICY), idle_after=5 * MINUTE)
+    wall = T0
+    opened = wall - 48 * HOUR + 10 * MINUTE
+    network.add(opened, EVENT_LINE.validate_python(ticket("o1", "opened", stamp(opened))), wall)
+    network.add(wall - MINUTE, EVENT_LINE.validate_python(outlet("h1", "OUT-1", stamp(wall - MINUTE))), wall)
+    held = InputProgress(caught_up=False, reached=opened)  # the ticket's partition still being read
+    published = network.tick(wall, 2 * SECOND, lambda _: held)
+    fired = list(network.fired)
+    for step in range(1, 13):
+        published += network.tick(wall + step * MINUTE, 2 * SECOND, lambda _: CAUGHT_UP)
+        fired += network.fired
+    opened_alerts = {m["severity"]: m for m in published if m["subject"] == "T-1#1" and m["status"] == "open"}
+    assert opened_alerts["warning"]["clock"] == "event_time" and opened_alerts["breach"]["clock"] == "wall_clock"
+    assert fired == [opened + 48 * HOUR]

@@ -9,12 +9,16 @@ offset, to read them again. Two things in that went wrong, each losing records f
   nothing committed yet (a new topic, or one this consumer group has never read) kept its
   fetch position, past the dropped messages. Here such a partition is sought to its
   beginning (its first offset still on the broker), as `auto_offset_reset` says.
-- Faust resumes fetching the stream partitions before it seeks them, and the seek (a request
-  to the group coordinator per partition) can take seconds while a broker is away. Records
+- Faust resumes fetching the stream partitions before it seeks them, and the seek can take
+  seconds while a broker is away. Records
   read meanwhile moved Faust's record of how far each partition was read, and when the
   seek then moved the partition back, Faust took the records it read again for ones it had
   already handed over and dropped them, and some it had not handed over with them. Here the
   stream partitions stay paused after a rebalance until the seek is done.
+
+And aiokafka asks the group coordinator for committed offsets one partition at a time: 1.5 s
+for the judging stage's 24 partitions and changelogs on the embedded broker, on every start
+and rebalance. Here they are asked in one request.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ class StreamConsumer(faust_aiokafka.Consumer):
                 super().resume_partitions(held & ensure_TPset(self.assignment()))
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
-        committed = await super().seek_to_committed()
+        thread: Any = self._thread
+        committed = await thread.call_thread(_seek_all_to_committed, thread._ensure_consumer())
         stream = {tp: offset for tp, offset in committed.items() if tp.topic in self.stream_topics}
         self.sought.update({TP(tp.topic, tp.partition): offset for tp, offset in stream.items()})
         never = [tp for tp, offset in stream.items() if not offset]
@@ -72,6 +77,22 @@ class StreamConsumer(faust_aiokafka.Consumer):
             log.debug("reading %d partitions with no committed offset from their start", len(never))
             await self._thread.seek_to_beginning(*never)
         return committed
+
+
+async def _seek_all_to_committed(consumer: Any) -> dict[Any, int | None]:
+    """aiokafka's `seek_to_committed` for every assigned partition, with their committed offsets
+    asked in one request rather than one round trip per partition (seconds, for the judging
+    stage's partitions and changelogs, on every start and rebalance). Runs in the consumer's
+    thread, on aiokafka's own consumer."""
+    partitions = consumer._subscription.assigned_partitions()
+    found = await consumer._coordinator.fetch_committed_offsets(partitions) if partitions else {}
+    committed: dict[Any, int | None] = {}
+    for tp in partitions:
+        offset = found[tp].offset if tp in found else None
+        committed[tp] = None if offset is None or offset == -1 else offset
+        if offset is not None and offset > 0:
+            consumer._fetcher.seek_to(tp, offset)
+    return committed
 
 
 def use_stream_consumer(app: Any, topics: frozenset[str]) -> None:

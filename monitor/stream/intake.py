@@ -20,6 +20,8 @@ from monitor.contracts.registry import ExporterRegistration
 from monitor.obligations.engine import InputEvent
 from monitor.obligations.timebase import Micros, to_micros
 
+Partition = tuple[str, int]  # an input partition: (short topic name, partition number)
+
 EVENT_ADAPTERS: dict[str, TypeAdapter[Any]] = {
     "service-tickets": TypeAdapter(ServiceTicketEvent),
     "parts-stock": TypeAdapter(PartsStockReport),
@@ -48,6 +50,32 @@ def peek(value: bytes) -> tuple[str | None, Micros | None]:
         except ValueError:
             at = None
     return exporter.strip(), at
+
+
+def input_progress(lag: dict[Partition, int], latest: dict[Partition, Micros], routed_at: dict[Partition, float], *,
+                   unread: bool, catch_up_lag: int, settle: float | None, now: float,
+                   caught_up_at: float | None = None) -> tuple[Micros | None, bool]:
+    """How far event time has surely got on an intake's input partitions, and whether it is
+    catching up on a backlog: the latest event time of the partitions still holding unread
+    messages (everything older has been forwarded, each partition being about in event-time
+    order), 0 while a partition holding records has delivered none (it may hold any event
+    time), None when every partition has been read to its end.
+
+    `lag` is each partition's messages past the last one routed, by the end its broker
+    reported; `routed_at` when it last delivered (a monotonic clock, as `now`). A broker that
+    reports ends short (the embedded one: the start of the last record batch, `settle` set)
+    may still have the rest of that batch to deliver, days of event time on a quiet topic: there,
+    while a backlog is read and for `settle` seconds after (`caught_up_at`: when it last stopped
+    catching up, None while it is or before its first stamp), a partition counts as read to its end only once it has
+    also delivered nothing for `settle` seconds, else the clock could pass event times it has
+    yet to deliver. Live, when a backlog is long over, a late message holds nobody's clock.
+    """
+    behind = [tp for tp, waiting in lag.items() if waiting > 0]
+    catching_up = unread or sum(lag[tp] for tp in behind) > catch_up_lag
+    if settle is not None and (catching_up or caught_up_at is None or now - caught_up_at < settle):
+        behind += [tp for tp, waiting in lag.items() if waiting <= 0 and routed_at.get(tp, 0.0) > now - settle]
+    known = [latest[tp] for tp in behind if tp in latest]
+    return (0 if unread else min(known) if known else None), catching_up
 
 
 def why_refused(topic: str, value: bytes) -> tuple[str, list[dict[str, Any]]] | None:

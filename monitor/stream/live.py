@@ -43,7 +43,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.contracts.events import ServiceTicketEvent
-from monitor.contracts.outputs import ClockState
+from monitor.contracts.outputs import AlertClock, ClockState
 from monitor.contracts.registry import ExporterRegistration
 from monitor.obligations.alerts import AlertRecord
 from monitor.obligations.clock import IDLE_AFTER, LAG_BOUND, ExporterClock, InputProgress
@@ -432,7 +432,8 @@ class LiveExporter:
                 before = len(changes.alerts)
                 self._publish(alert, clock, changes)
                 opened = len(changes.alerts) > before and alert.alert_id not in view.alerts
-                if opened and fell_due and alert.opened_at in fell_due:  # raised by the clock: opens as it fell due
+                if (opened and fell_due and alert.opened_at in fell_due  # raised by the clock: opens as it fell due
+                        and self.clock.raised_by(alert.opened_at) is AlertClock.wall_clock):  # not behind its data
                     changes.fired.append(alert.opened_at)
             withdrawn = [*(view.alerts.keys() - alerts.keys()), *self._published_before(ticket_id, alerts)]
             for alert_id in withdrawn:

@@ -42,8 +42,8 @@ TRANSITIONS = Counter("monitor_alert_transitions_total",
                       "status (messages)", ["obligation", "severity", "status"])
 SNAPSHOTS = Counter("monitor_compliance_snapshots_total", "Compliance snapshots published (messages)")
 CLOCK_BEHIND = Gauge("monitor_clock_behind_seconds",
-                     "Wall clock minus the furthest-behind exporter's live clock (seconds; large while an exporter "
-                     "delivers a backlog)")
+                     "Wall clock minus the furthest-behind live clock of the exporters with data (seconds; "
+                     "large while an exporter delivers a backlog)")
 DATA_LAG = Gauge("monitor_exporter_data_lag_seconds",
                  "Wall clock minus the latest occurred_at received from an exporter (seconds; absent before its "
                  "first event)", ["exporter"])
@@ -179,3 +179,53 @@ def _set(gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
         gauge.remove(*labels)
     else:
         gauge.labels(*labels).set(value)
+
+
+def merge_pages(own: bytes, other: bytes) -> bytes:
+    """One /metrics page of a worker's two stages (`own`, and `other` from the process it started).
+
+    Each series is counted by one stage or both (the event loop's lag): counters, histograms and
+    gauges are added up (a gauge a stage does not set reads 0 there). The process and Python
+    series are `own`'s: they describe the process that serves the page.
+    """
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {family.name: family for family in text_string_to_metric_families(own.decode())}
+    for family in text_string_to_metric_families(other.decode()):
+        mine = families.get(family.name)
+        if mine is None:
+            if not family.name.startswith(("process_", "python_")):
+                families[family.name] = family
+            continue
+        if family.name.startswith(("process_", "python_")):
+            continue
+        values = {(sample.name, tuple(sorted(sample.labels.items()))): i for i, sample in enumerate(mine.samples)}
+        for sample in family.samples:
+            at = values.get((sample.name, tuple(sorted(sample.labels.items()))))
+            if at is None:
+                mine.samples.append(sample)
+            else:
+                kept = mine.samples[at]
+                value = min(kept.value, sample.value) if sample.name.endswith("_created") else kept.value + sample.value
+                mine.samples[at] = kept._replace(value=value)
+
+    class Merged:
+        def collect(self) -> Iterable[Any]:
+            return families.values()
+
+    return bytes(generate_latest(Merged()))  # type: ignore[arg-type]
+
+
+async def fetch_page(url: str, timeout: float = 2.0) -> bytes | None:
+    """Another process's /metrics page; None when it does not answer (starting, or busy)."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, \
+                session.get(url) as answer:
+            answer.raise_for_status()
+            return await answer.read()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.debug("the metrics of %s could not be read: %r", url, exc)
+        return None

@@ -1,11 +1,13 @@
 """The stream worker: input topics in, alert transitions and compliance snapshots out.
 
-Two stages in one Faust app, so that several workers share the work by partition:
+Two stages, each a Faust app with its own consumer group and event loop, run in two
+processes of one worker (`monitor.stream.stages`), so that several workers share the work by
+partition and each uses two cores:
 
-1. **intake** reads the four input topics (keyed by ticket, depot, outlet, exporter),
+1. **intake** (group `<app_id>-intake`) reads the four input topics (keyed by ticket, depot, outlet, exporter),
    dead-letters what cannot be used, and forwards the rest untouched, in envelopes, to the
    internal topic keyed by exporter. Registrations go to every partition.
-2. **judging** reads that topic: each partition holds whole exporters, judged live by the
+2. **judging** (group `<app_id>`) reads that topic: each partition holds whole exporters, judged live by the
    obligation core (`monitor.stream.live`). Each exporter's compact state is checkpointed
    every few seconds to a changelog-backed table (`monitor.stream.checkpoint`), with each
    partition's floor: the offset from which its envelopes are not all covered by
@@ -54,7 +56,7 @@ from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
 from monitor.stream import checkpoint
 from monitor.stream.consumer import StreamConsumer, use_stream_consumer
 from monitor.stream.envelope import Envelope, Origin, rejected
-from monitor.stream.intake import EVENT_ADAPTERS, peek, reason_kind, valid_event, why_refused
+from monitor.stream.intake import EVENT_ADAPTERS, input_progress, peek, reason_kind, valid_event, why_refused
 from monitor.stream.live import LiveNetwork, Published
 from monitor.stream.metrics import (
     CHECKPOINT_BYTES,
@@ -78,8 +80,19 @@ from monitor.stream.metrics import (
     TRANSITIONS,
     UNCHECKPOINTED,
     ComplianceSeries,
+    fetch_page,
+    merge_pages,
 )
 from monitor.stream.settings import WorkerSettings
+from monitor.stream.stages import (
+    WATCH_SECONDS,
+    IntakeProcess,
+    Stage,
+    StopTogether,
+    carry_committed_offsets,
+    intake_group,
+    parent_pid,
+)
 from monitor.stream.topics import CHANGELOG_CONFIG, TopicNames
 
 log = logging.getLogger(__name__)
@@ -92,6 +105,8 @@ LOOP_PROBE_SECONDS = 0.05  # how often the event loop's lag is measured
 CHECKPOINT_BUDGET_SECONDS = 0.05  # the most of one tick spent writing checkpoints
 STRAGGLER_PENDING_SECONDS = 10.0  # envelopes fetched but not handed over for this long are read directly
 SENDER_SILENCE = 10.0  # seconds after which a sender's catching-up watermark no longer holds the clock back
+END_SETTLE_SECONDS = 2.0  # on a broker reporting ends short, a partition at its end delivered nothing this long
+PROGRESS_SECONDS = 0.5  # how often an intake tells every judging partition how far its input has got, if that moved
 
 
 _DIRECT_READ: contextvars.ContextVar[bool] = contextvars.ContextVar("direct_read", default=False)
@@ -141,11 +156,23 @@ class PartitionKeyedTable(faust.Table):
 
 
 class StreamWorker:
-    """One worker process: the Faust app, its topics, tables, agents and clock."""
+    """One stage of a worker, in its own process: the Faust app, its topics, agents and timers;
+    for the judging stage also its tables and clock.
+
+    The intake stage's app is `<app_id>-intake` (its consumer group reads the input topics);
+    the judging stage's is `<app_id>` (its group reads the internal topic, and its tables'
+    changelogs are named after it). Each has its own consumer and event loop, so neither
+    starves the other while a backlog drains (`monitor.stream.stages` runs them together).
+    """
 
     def __init__(self, settings: WorkerSettings, registry: Mapping[str, ExporterRegistration],
-                 policy: PolicyBook, *, short_end_offsets: bool = True) -> None:
+                 policy: PolicyBook, *, short_end_offsets: bool = True, stage: Stage = "judging",
+                 intake: IntakeProcess | None = None) -> None:
         self.settings = settings
+        self.stage = stage
+        self.intake = intake  # the intake process this judging stage started, if it did
+        self.parent = parent_pid() if stage == "intake" else None  # the worker that started this intake
+        self.intake_page = b""  # the intake's last /metrics page, read every WATCH_SECONDS (`_watch_partner`)
         # the broker may report end offsets short (the embedded one): then changelog tails and the
         # dead-letter depth are read past them (`monitor.embedded.deviations`)
         self.short_end_offsets = short_end_offsets
@@ -170,9 +197,12 @@ class StreamWorker:
         self.progress: dict[int, InputProgress] = {}  # judging partition -> how far its input has been read
         self.judging_behind: dict[int, int] = {}  # judging partition -> envelopes on it not yet delivered
         self.latest: dict[tuple[str, int], Micros] = {}  # intake: latest event time per input partition
+        self.routed_at: dict[tuple[str, int], float] = {}  # intake: when each input partition last delivered
         self.lag: dict[tuple[str, int], int] = {}  # intake: messages behind per input partition
         self.read_to: dict[tuple[str, int], int] = {}  # intake: the last offset routed per event partition
         self.inputs_unread = False  # intake: an event partition has records waiting and none routed yet
+        self._progress_sent: tuple[tuple[Micros | None, bool], float] | None = None  # intake: last stamp alone
+        self._caught_up_at: float | None = None  # intake: when it last stopped catching up (None: while it is)
         self.last_snapshot: dict[str, bytes] = {}
         self._next_snapshot = 0.0
         self._published_loading: dict[str, Published] = {}
@@ -205,11 +235,12 @@ class StreamWorker:
 
     def _build_app(self) -> faust.App:
         s, names = self.settings, self.names
+        intake = self.stage == "intake"
         app = faust.App(
-            s.app_id,
+            intake_group(s.app_id) if intake else s.app_id,
             **faust_broker_options(s),  # bootstrap servers and MONITOR_KAFKA_* security
             store="memory://",
-            datadir=str(s.data_dir / "faust"),
+            datadir=str(s.data_dir / ("faust-intake" if intake else "faust")),
             topic_partitions=s.partitions,
             topic_replication_factor=s.topic_replication,  # its internal and changelog topics
             web_host=s.web_host,
@@ -237,23 +268,28 @@ class StreamWorker:
         self.alerts = app.topic(names.alerts, key_serializer="raw", value_serializer="raw")
         self.compliance = app.topic(names.compliance, key_serializer="raw", value_serializer="raw")
         self.deadletter = app.topic(names.deadletter, key_serializer="raw", value_serializer="raw")
-        use_stream_consumer(app, frozenset({names.tickets, names.stock, names.outlets, names.registry,
-                                           self.internal_topic}))
-        # each exporter's checkpoint and the envelopes judged since (`P|exporter|c<slot><chunk>`,
-        # `P|exporter|<offset>`), and every alert message published (`P|exporter|alert_id`)
-        self.state_table: Any = app.tables.add(PartitionKeyedTable(
-            app, name="exporters", default=None, partitions=s.partitions, beacon=app.tables.beacon,
-            key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
-        self.published_table: Any = app.tables.add(PartitionKeyedTable(
-            app, name="published", default=None, partitions=s.partitions, beacon=app.tables.beacon,
-            key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
-        self._changelogs = {id(table): table.changelog_topic.get_topic_name()
-                            for table in (self.state_table, self.published_table)}
-        app.agent(self.inputs, name="intake")(self._intake)
-        app.agent(self.by_exporter, name="judging")(self._judging)
-        app.timer(s.tick_seconds, name="clock")(self._tick)
-        app.timer(s.deadletter_check_seconds, name="deadletter-depth")(self._count_dead_letters)
         app.task(self._watch_loop)
+        if self.intake is not None or self.parent is not None:
+            app.task(self._watch_partner)
+        if intake:
+            use_stream_consumer(app, frozenset({names.tickets, names.stock, names.outlets, names.registry}))
+            app.agent(self.inputs, name="intake")(self._intake)
+            app.timer(s.deadletter_check_seconds, name="deadletter-depth")(self._count_dead_letters)
+            app.timer(PROGRESS_SECONDS, name="progress")(self._send_progress)
+        else:
+            use_stream_consumer(app, frozenset({self.internal_topic}))
+            # each exporter's checkpoint (`P|exporter|c<slot><chunk>`) and its partition's floor
+            # (`P||floor`), and every alert message published (`P|exporter|alert_id`)
+            self.state_table: Any = app.tables.add(PartitionKeyedTable(
+                app, name="exporters", default=None, partitions=s.partitions, beacon=app.tables.beacon,
+                key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
+            self.published_table: Any = app.tables.add(PartitionKeyedTable(
+                app, name="published", default=None, partitions=s.partitions, beacon=app.tables.beacon,
+                key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
+            self._changelogs = {id(table): table.changelog_topic.get_topic_name()
+                                for table in (self.state_table, self.published_table)}
+            app.agent(self.by_exporter, name="judging")(self._judging)
+            app.timer(s.tick_seconds, name="clock")(self._tick)
         # Faust makes a view class of each handler, so they are plain functions that bind to the view
 
         async def metrics(view: Any, request: Any) -> Any:
@@ -270,7 +306,10 @@ class StreamWorker:
         self._show_consumer_lag()
         self._show_freshness()
         UNCHECKPOINTED.set(sum(self._since.values()))
-        return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        page = generate_latest(REGISTRY)
+        if self.intake is not None:  # one page for the worker: the intake's series with this stage's
+            page = merge_pages(page, self.intake_page)
+        return web.bytes(page, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     def _show_freshness(self) -> None:
         """Set each judged exporter's data lag and clock state (an exporter that moved away loses its series)."""
@@ -296,6 +335,31 @@ class StreamWorker:
             await asyncio.sleep(interval)
             LOOP_LAG.observe(max(0.0, time.monotonic() - started - interval))
 
+    async def _watch_partner(self) -> None:
+        """Stop this process with the other stage of its worker: an intake whose worker has gone
+        (killed, even with -9) stops; a worker whose intake stopped stops too, with exit code 2
+        when the intake failed (its supervisor then restarts the whole worker). The worker also
+        reads the intake's /metrics page here, so that its own page never waits for the intake's
+        (which may be up to WATCH_SECONDS old, or the last one read while the intake is too busy
+        to answer)."""
+        while True:
+            await asyncio.sleep(WATCH_SECONDS)
+            if self.intake is not None and self.intake.exited() is None:
+                self.intake_page = await fetch_page(self.intake.metrics_url) or self.intake_page
+            if self.parent is not None and os.getppid() != self.parent:
+                log.warning("the worker that started this intake stage (pid %d) is gone; stopping", self.parent)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            code = self.intake.exited() if self.intake is not None else None
+            if code is not None and self.intake is not None and not self.intake.stopping:
+                if code != 0:
+                    self.fatal = f"the intake stage stopped with exit code {code}"
+                    log.critical("%s; stopping the worker", self.fatal)
+                else:
+                    log.info("the intake stage stopped; stopping the worker")
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
     def _show_consumer_lag(self) -> None:
         """Set monitor_consumer_lag_messages from the lag the intake last saw, for the input
         partitions this worker holds now (a partition that moved away loses its series)."""
@@ -320,7 +384,7 @@ class StreamWorker:
 
     async def _health_page(self, web: Any, request: Any) -> Any:
         tables: Any = self.app.tables
-        return web.json({"status": "ok", "recovered": tables.recovery.completed.is_set(),
+        return web.json({"status": "ok", "stage": self.stage, "recovered": tables.recovery.completed.is_set(),
                          "exporters": len(self.network.exporters),
                          "partitions": sorted(self.loaded),
                          "clock": stamp(max(live.clock.now for live in self.network.exporters.values()))
@@ -381,6 +445,7 @@ class StreamWorker:
         tp_key = (topic, origin.partition)
         if at is not None and at > self.latest.get(tp_key, 0):
             self.latest[tp_key] = at
+        self.routed_at[tp_key] = time.monotonic()
         envelope = envelopes.get(exporter)
         if envelope is None:
             envelope = envelopes[exporter] = Envelope(self.sender_id)
@@ -429,16 +494,37 @@ class StreamWorker:
                 await asyncio.sleep(1.0)
 
     def _stamp(self, envelope: Envelope) -> None:
-        """Tell the judging stage how far event time has surely got: the latest event time of the
-        input partitions still holding unread messages (everything older has been forwarded,
-        each partition being about in event-time order), and whether it is catching up on a
-        backlog (an exporter's silence then proves nothing)."""
-        lagging = [tp for tp, lag in self.lag.items() if lag > 0]
-        unread = self.inputs_unread
-        envelope.catching_up = unread or sum(self.lag[tp] for tp in lagging) > self.settings.catch_up_lag
-        known = [self.latest[tp] for tp in lagging if tp in self.latest]
-        # a partition with records waiting and none read yet may hold any event time: nothing is sure
-        envelope.watermark = 0 if unread else min(known) if known else None
+        """Tell the judging stage how far event time has surely got, and whether this intake is
+        catching up on a backlog (an exporter's silence then proves nothing)."""
+        now = time.monotonic()
+        envelope.watermark, envelope.catching_up = input_progress(
+            self.lag, self.latest, self.routed_at, unread=self.inputs_unread, catch_up_lag=self.settings.catch_up_lag,
+            settle=END_SETTLE_SECONDS if self.short_end_offsets else None, now=now, caught_up_at=self._caught_up_at)
+        if envelope.catching_up:
+            self._caught_up_at = None
+        elif self._caught_up_at is None:
+            self._caught_up_at = now
+
+    async def _send_progress(self) -> None:
+        """Tell every judging partition how far this intake's input has got when that moved with
+        no message to carry it (a partition read to its end, on the embedded broker once it
+        settles), and, while that still holds the judging back, at least every half
+        SENDER_SILENCE (so that the judging knows this intake is there): an empty envelope."""
+        if not self.lag:
+            return  # nothing routed yet: no stamp sent to move on from
+        envelope = Envelope(self.sender_id)
+        self.inputs_unread = self._any_not_yet_read()
+        self._stamp(envelope)
+        stamp_now, now = (envelope.watermark, envelope.catching_up), time.monotonic()
+        if self._progress_sent is not None:
+            sent, at = self._progress_sent
+            holding = stamp_now[0] is not None or stamp_now[1]
+            if sent == stamp_now and not (holding and now - at >= SENDER_SILENCE / 2):
+                return
+        self._progress_sent = (stamp_now, now)
+        data = envelope.encode()
+        for partition in range(self.settings.partitions):
+            await self.by_exporter.send(key=b"", value=data, partition=partition)
 
     def _any_not_yet_read(self) -> bool:
         """Whether an event partition assigned to this intake holds records past where it started
@@ -584,7 +670,7 @@ class StreamWorker:
         self.judged_to[partition] = max(offset, self.judged_to.get(partition, -1))
         envelope = Envelope.decode(data)
         self.senders[partition][envelope.sender] = (envelope.watermark, envelope.catching_up, time.monotonic())
-        if not key:  # registrations, sent to every partition
+        if not key:  # registrations (or none: how far an intake has got), sent to every partition
             for _, value in envelope:
                 self.network.register(ExporterRegistration.model_validate_json(value))
             return
@@ -742,7 +828,7 @@ class StreamWorker:
                 if kept.offset >= committed:  # the consumer delivers again envelopes it covers
                     self._covered_to[exporter] = kept.offset
         for offset, key, data in since:
-            if not key:  # registrations, sent to every partition
+            if not key:  # registrations (or none: how far an intake has got), sent to every partition
                 for _, value in Envelope.decode(data):
                     self.network.register(ExporterRegistration.model_validate_json(value))
                 continue
@@ -893,8 +979,9 @@ class StreamWorker:
         self._read_progress()
         wall = now_micros()
         messages = self.network.tick(self.as_of if self.as_of is not None else wall, self.window, self._progress_of)
-        if self.network.exporters:
-            CLOCK_BEHIND.set((wall - min(live.clock.now for live in self.network.exporters.values())) / SECOND)
+        started = [live.clock.now for live in self.network.exporters.values() if live.clock.latest is not None]
+        if started:  # an exporter with no data yet has no clock to be behind
+            CLOCK_BEHIND.set((wall - min(started)) / SECOND)
         noticed = now_micros()
         raised = stamp(noticed)  # when the monitor noticed: the wall clock, whatever the judging clock
         for message in messages:
@@ -1176,16 +1263,20 @@ async def read_registry_topic(kafka: KafkaTarget, topic: str, timeout: float = 1
 
 
 def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistration], policy: PolicyBook,
-               history: bool = True, webhooks: tuple[Any, ...] | list[Any] = (), delivery: Any = None) -> None:
+               history: bool = True, webhooks: tuple[Any, ...] | list[Any] = (), delivery: Any = None, *,
+               stage: Stage | None = None) -> None:
     """Create the topics if need be, read the registry topic, and run a worker until Ctrl-C or SIGTERM.
 
-    With `history`, the history sink (`monitor.history.sink`) runs in the same event loop and
-    stops with the worker; it enqueues each new alert transition for the `webhooks`
-    (`monitor.delivery.webhooks.Webhook`). With `history`, webhooks and `delivery` (the
-    `monitor.delivery.settings.DeliverySettings`), the webhook deliverer runs there too.
+    With `stage` None, the whole worker: the judging stage here and the intake stage in a child
+    process forked from this one (`monitor.stream.stages`); with a stage, that stage alone.
+    With `history`, the judging stage's process also runs the history sink
+    (`monitor.history.sink`) in its event loop; it enqueues each new alert transition for the
+    `webhooks` (`monitor.delivery.webhooks.Webhook`). With `history`, webhooks and `delivery`
+    (the `monitor.delivery.settings.DeliverySettings`), the webhook deliverer runs there too.
     Logging stays as the caller set it up (`monitor.logs.configure`):
     Faust's own set-up, which would replace the root handlers with its format, is skipped.
     """
+    from monitor.embedded.broker import free_port
     from monitor.embedded.deviations import reports_short_end_offsets
     from monitor.stream.topics import ensure_topics
 
@@ -1198,14 +1289,29 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
                                         internal=(names.internal(settings.app_id),)))
     if created:
         log.info("created topics: %s", ", ".join(created))
-    known = asyncio.run(read_registry_topic(kafka, names.registry))
     short_end_offsets = asyncio.run(reports_short_end_offsets(kafka))
+
+    def run_intake(intake_settings: WorkerSettings) -> None:
+        asyncio.run(carry_committed_offsets(kafka, settings.app_id, intake_group(settings.app_id), names.inputs))
+        (settings.data_dir / "faust-intake").mkdir(parents=True, exist_ok=True)
+        _run_app(StreamWorker(intake_settings, registry, policy, short_end_offsets=short_end_offsets, stage="intake"))
+
+    if stage == "intake":
+        run_intake(settings)
+        return
+    intake = None
+    if stage is None:  # forked now, before this process reads or starts anything more
+        port = free_port()
+        intake = IntakeProcess(settings.web_host, port)
+        intake.start(lambda: run_intake(settings.model_copy(update={"web_port": port})))
+    known = asyncio.run(read_registry_topic(kafka, names.registry))
     if short_end_offsets:
         log.info("the broker is the embedded one: its end offsets can fall short, so changelog tails and the "
                  "dead-letter depth are read past them")
     log.info("registry: %d exporters from the file, %d from %s", len(registry), len(known), names.registry)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust's own files (no table data)
-    worker = StreamWorker(settings, {**registry, **known}, policy, short_end_offsets=short_end_offsets)
+    worker = StreamWorker(settings, {**registry, **known}, policy, short_end_offsets=short_end_offsets,
+                          intake=intake)
     services = []
     if history:
         from monitor.history.sink import HistorySink
@@ -1215,6 +1321,17 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
             from monitor.delivery.deliverer import Deliverer
 
             services.append(Deliverer.from_settings(delivery, webhooks).service())
+    if intake is not None:
+        services.append(StopTogether(intake))  # the last service, so stopped first
+    try:
+        _run_app(worker, *services)
+    finally:
+        if intake is not None:
+            intake.stop()
+
+
+def _run_app(worker: StreamWorker, *services: Any) -> None:
+    """Run a stage's Faust app (with `services` in its event loop) until it stops."""
     runner = faust.Worker(worker.app, *services, override_logging=False)
     runner.spinner = None  # it would print to stdout; "Ready" is logged instead
     try:

@@ -1,0 +1,156 @@
+"""A worker's two stages as two processes: judging in the worker's own, its intake in a child forked from it.
+
+Each stage is a Faust app with its own consumer and event loop (`monitor.stream.worker`), so
+the intake draining a backlog never starves the judging of the envelopes it forwards, and the
+two use two cores. They are one worker to its operator: the child lives and dies with the
+worker (each watches the other), its log lines go to the worker's output, and the worker's
+/metrics page includes the child's series.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import mode
+
+from monitor.kafka import KafkaTarget, client_options
+
+log = logging.getLogger(__name__)
+
+Stage = Literal["intake", "judging"]
+PARENT_VARIABLE = "MONITOR_WORKER_PARENT"  # in the intake's environment: the pid of the worker that started it
+WATCH_SECONDS = 0.5  # how often each process looks whether the other still runs
+
+
+def intake_group(app_id: str) -> str:
+    """The intake stage's app id and consumer group, beside the judging stage's `app_id`."""
+    return f"{app_id}-intake"
+
+
+class IntakeProcess:
+    """The intake stage of this worker, in a child forked from it (it shares what the worker has
+    imported, so it starts at once)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.metrics_url = f"http://{host}:{port}/metrics"
+        self.pid: int | None = None
+        self.code: int | None = None
+        self.stopping = False
+
+    def start(self, run: Callable[[], None]) -> None:
+        """Fork, and run `run` (the intake stage until it stops) in the child. Called before the
+        worker starts threads or event loops of its own."""
+        pid = os.fork()
+        if pid == 0:
+            os._exit(_child(run))
+        self.pid = pid
+        log.info("intake stage started (pid %d); its metrics are part of this worker's", pid)
+
+    def exited(self) -> int | None:
+        """Its exit code once it has stopped (minus the signal that killed it), else None."""
+        if self.pid is not None and self.code is None:
+            try:
+                done, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already
+                return self.code
+            if done:
+                self.code = os.waitstatus_to_exitcode(status)
+        return self.code
+
+    def request_stop(self) -> None:
+        """Ask it to stop as Ctrl-C would (it commits what it routed), without waiting."""
+        self.stopping = True
+        if self.pid is not None and self.exited() is None:
+            os.kill(self.pid, signal.SIGTERM)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop it (`request_stop`) and wait; kill it after `timeout` seconds."""
+        if not self.stopping:
+            self.request_stop()
+        deadline = time.monotonic() + timeout
+        while self.pid is not None and self.exited() is None:
+            if time.monotonic() >= deadline:
+                log.warning("the intake stage (pid %d) did not stop within %.0f s; killed", self.pid, timeout)
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                return
+            time.sleep(0.05)
+
+
+def _child(run: Callable[[], None]) -> int:
+    """The forked intake's life: its exit code."""
+    os.environ[PARENT_VARIABLE] = str(os.getppid())
+    code = 0
+    try:
+        run()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except BaseException:
+        log.exception("the intake stage failed")
+        code = 1
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    return code
+
+
+class StopTogether(mode.Service):
+    """A service of the worker's Faust worker that asks its intake to stop as soon as the worker
+    starts stopping, so that the two processes shut down at once rather than one after the other."""
+
+    def __init__(self, intake: IntakeProcess) -> None:
+        super().__init__()
+        self.intake = intake
+
+    async def on_stop(self) -> None:
+        self.intake.request_stop()
+
+
+def parent_pid() -> int | None:
+    """The pid of the worker that started this intake process (None when it was started on its own)."""
+    value = os.environ.get(PARENT_VARIABLE)
+    return int(value) if value and value.isdigit() else None
+
+
+async def carry_committed_offsets(kafka: KafkaTarget, source_group: str, target_group: str,
+                                  topics: Sequence[str]) -> int:
+    """Give `target_group` the offsets `source_group` committed on `topics`, when it has none.
+
+    Before the stages had consumer groups of their own, the worker's one group (`app_id`) read
+    the input topics; its intake group takes over from where that one was, instead of reading
+    every input again from the start. Returns how many partitions' offsets were carried.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.structs import OffsetAndMetadata
+
+    source = AIOKafkaConsumer(**client_options(kafka), group_id=source_group, enable_auto_commit=False)
+    target = AIOKafkaConsumer(**client_options(kafka), group_id=target_group, enable_auto_commit=False)
+    await source.start()
+    await target.start()
+    try:
+        if not all(source.partitions_for_topic(topic) for topic in topics):
+            await source._client.force_metadata_update()  # topics just made may not be known yet
+        partitions = [TopicPartition(topic, partition) for topic in topics
+                      for partition in sorted(source.partitions_for_topic(topic) or ())]
+        if not partitions:
+            return 0
+        for tp in partitions:
+            if await target.committed(tp) is not None:
+                return 0  # the intake group has started before: its own offsets stand
+        found = {tp: offset for tp in partitions if (offset := await source.committed(tp)) is not None}
+        if found:
+            target.assign(list(found))
+            await target.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in found.items()})
+            log.info("the intake group %s starts from the offsets %s committed on %d input partitions",
+                     target_group, source_group, len(found))
+        return len(found)
+    finally:
+        await source.stop()
+        await target.stop()
