@@ -203,6 +203,7 @@ class StreamWorker:
         self.inputs_unread = False  # intake: an event partition has records waiting and none routed yet
         self._progress_sent: tuple[tuple[Micros | None, bool], float] | None = None  # intake: last stamp alone
         self._caught_up_at: float | None = None  # intake: when it last stopped catching up (None: while it is)
+        self._batch_stamp: tuple[Micros | None, bool] | None = None  # intake: the stamp of the batch being routed
         self.last_snapshot: dict[str, bytes] = {}
         self._next_snapshot = 0.0
         self._published_loading: dict[str, Published] = {}
@@ -397,7 +398,23 @@ class StreamWorker:
             await self._route(events)
 
     async def _route(self, events: list[Any]) -> None:
+        """Route a batch of input records into their exporters' envelopes.
+
+        Every envelope of the batch carries the stamp of how far the input had got before the
+        batch: the records of the batch count only once all its envelopes are sent. A stamp
+        counting them, on the first envelope sent, would let the judging move an exporter's
+        clock past events of the same batch still to come in a later envelope (a batch can
+        span days of event time on a sparse topic)."""
         self.inputs_unread = self._any_not_yet_read()  # as the batch starts: one it reads first still counts
+        stamp = Envelope(self.sender_id)
+        self._stamp(stamp)
+        self._batch_stamp = (stamp.watermark, stamp.catching_up)
+        try:
+            await self._route_batch(events)
+        finally:
+            self._batch_stamp = None
+
+    async def _route_batch(self, events: list[Any]) -> None:
         envelopes: dict[str, Envelope] = {}
         registrations = Envelope(self.sender_id)
         consumer = self.app.consumer
@@ -510,8 +527,8 @@ class StreamWorker:
         no message to carry it (a partition read to its end, on the embedded broker once it
         settles), and, while that still holds the judging back, at least every half
         SENDER_SILENCE (so that the judging knows this intake is there): an empty envelope."""
-        if not self.lag:
-            return  # nothing routed yet: no stamp sent to move on from
+        if not self.lag or self._batch_stamp is not None:
+            return  # nothing routed yet, or a batch still being sent (a stamp now would count its records)
         envelope = Envelope(self.sender_id)
         self.inputs_unread = self._any_not_yet_read()
         self._stamp(envelope)
@@ -548,7 +565,10 @@ class StreamWorker:
         return False
 
     async def _forward(self, exporter: str, envelope: Envelope) -> None:
-        self._stamp(envelope)
+        if self._batch_stamp is not None:
+            envelope.watermark, envelope.catching_up = self._batch_stamp
+        else:
+            self._stamp(envelope)
         await self.by_exporter.send(key=exporter.encode(), value=envelope.encode())
 
     async def _dead_letter(self, origin: Origin, value: bytes, reason: str, errors: list[dict[str, Any]]) -> None:
