@@ -30,6 +30,7 @@ import orjson
 import pytest
 
 from monitor.simulation.network import NetworkSpec, events, registrations
+from monitor.stream.topics import ensure_topics
 from tests.streaming import (
     Record,
     WorkerProcess,
@@ -479,3 +480,32 @@ def test_a_takeover_after_a_long_history_judges_again_only_the_input_since_the_c
     assert rejudged <= tail, "only the events since the checkpoint are judged again"
     check_alerts(messages, scenario, "taking over")
     check_figures(figures, scenario, "taking over")
+
+
+def test_a_worker_joining_while_a_backlog_is_read_leaves_no_clock_held(
+        kafka_bootstrap: str, tmp_path: Path, scenario: Scenario) -> None:
+    """The whole history waits on the topics; a second worker joins while the first is reading it,
+    so the first's intake gives up input partitions it had not read to their end. What it saw of
+    them must not hold the watermark it stamps afterwards (its exporters' clocks would stay at the
+    event time those partitions had reached, and their later deadlines never pass): both workers
+    together end where `evaluate` does."""
+    names = unique_names()
+    app_id = f"{names.prefix}monitor"
+    revoking = re.compile(rf"Revoking previously assigned partitions frozenset\(.*\) for group "
+                          rf"{re.escape(app_id)}-intake$", re.MULTILINE)
+    asyncio.run(ensure_topics(kafka_bootstrap, names))
+    asyncio.run(produce(kafka_bootstrap, records_of_lines(scenario.lines, names)))
+    first = WorkerProcess(kafka_bootstrap, names, tmp_path, app_id=app_id, env=scenario.env(), name="first")
+    second = WorkerProcess(kafka_bootstrap, names, tmp_path, app_id=app_id, env=scenario.env(), name="joining")
+    with first:
+        assert _wait_for(lambda: consumed(first), timeout=READY_TIMEOUT), first.tail()
+        with second:
+            assert _wait_for(lambda: revoking.search(first.log_path.read_text(errors="replace")),
+                             timeout=READY_TIMEOUT), first.tail()
+            read_when_revoked = consumed(first) or 0
+            started = time.monotonic()
+            messages, done = wait_settled(kafka_bootstrap, names.alerts, scenario.wanted)
+            alive(first, second)
+    print(f"\n[a worker joins a backlog] events {len(scenario.lines):,}; the first worker had read "
+          f"{read_when_revoked:,} when its intake's partitions were revoked; settled {done - started:.1f} s after")
+    check_alerts(messages, scenario, "both workers")

@@ -49,7 +49,7 @@ from monitor.contracts.errors import explain
 from monitor.contracts.events import ServiceTicketEvent
 from monitor.contracts.outputs import ClockState
 from monitor.contracts.registry import ExporterRegistration
-from monitor.kafka import KafkaTarget, client_options, faust_broker_options, kafka_client_options
+from monitor.kafka import METADATA_MAX_AGE_MS, KafkaTarget, client_options, faust_broker_options, kafka_client_options
 from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
@@ -254,6 +254,7 @@ class StreamWorker:
             broker_rebalance_timeout=s.rebalance_timeout_seconds,
             broker_commit_interval=1.0,
             consumer_auto_offset_reset="earliest",
+            consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,  # see monitor.kafka: a moved leader found in 10 s
             producer_acks=-1,
             producer_max_request_size=16 * 1024 * 1024,
             producer_linger=0.005,
@@ -277,6 +278,7 @@ class StreamWorker:
             app.agent(self.inputs, name="intake")(self._intake)
             app.timer(s.deadletter_check_seconds, name="deadletter-depth")(self._count_dead_letters)
             app.timer(PROGRESS_SECONDS, name="progress")(self._send_progress)
+            app.on_partitions_revoked.connect(self._forget_inputs)
         else:
             use_stream_consumer(app, frozenset({self.internal_topic}))
             # each exporter's checkpoint (`P|exporter|c<slot><chunk>`) and its partition's floor
@@ -542,6 +544,17 @@ class StreamWorker:
         data = envelope.encode()
         for partition in range(self.settings.partitions):
             await self.by_exporter.send(key=b"", value=data, partition=partition)
+
+    def _forget_inputs(self, sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        """Forget what was seen of input partitions this intake no longer reads: the lag last
+        seen on one that moved away would hold the watermark at its last event time for good
+        (its exporters' clocks stuck on event time, their deadlines never passing on the wall
+        clock), and its new owner stamps how far it has got itself."""
+        revoked: set[TP] = args[0]
+        for tp in revoked:
+            tp_key = (self.short.get(tp.topic, tp.topic), tp.partition)
+            for seen in (self.lag, self.latest, self.routed_at, self.read_to):
+                seen.pop(tp_key, None)
 
     def _any_not_yet_read(self) -> bool:
         """Whether an event partition assigned to this intake holds records past where it started
