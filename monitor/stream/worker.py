@@ -408,9 +408,7 @@ class StreamWorker:
         clock past events of the same batch still to come in a later envelope (a batch can
         span days of event time on a sparse topic)."""
         self.inputs_unread = self._any_not_yet_read()  # as the batch starts: one it reads first still counts
-        stamp = Envelope(self.sender_id)
-        self._stamp(stamp)
-        self._batch_stamp = (stamp.watermark, stamp.catching_up)
+        self._batch_stamp = self._progress()
         try:
             await self._route_batch(events)
         finally:
@@ -438,7 +436,7 @@ class StreamWorker:
         for exporter, envelope in envelopes.items():
             await self._forward(exporter, envelope)
         if registrations.values:
-            self._stamp(registrations)
+            registrations.watermark, registrations.catching_up = self._progress()  # the batch all sent
             data = registrations.encode()
             for partition in range(self.settings.partitions):
                 await self.by_exporter.send(key=b"", value=data, partition=partition)
@@ -512,17 +510,18 @@ class StreamWorker:
                             start, end - 1, exc)
                 await asyncio.sleep(1.0)
 
-    def _stamp(self, envelope: Envelope) -> None:
-        """Tell the judging stage how far event time has surely got, and whether this intake is
-        catching up on a backlog (an exporter's silence then proves nothing)."""
+    def _progress(self) -> tuple[Micros | None, bool]:
+        """The stamp that tells the judging stage how far event time has surely got, and whether
+        this intake is catching up on a backlog (an exporter's silence then proves nothing)."""
         now = time.monotonic()
-        envelope.watermark, envelope.catching_up = input_progress(
+        watermark, catching_up = input_progress(
             self.lag, self.latest, self.routed_at, unread=self.inputs_unread, catch_up_lag=self.settings.catch_up_lag,
             settle=END_SETTLE_SECONDS if self.short_end_offsets else None, now=now, caught_up_at=self._caught_up_at)
-        if envelope.catching_up:
+        if catching_up:
             self._caught_up_at = None
         elif self._caught_up_at is None:
             self._caught_up_at = now
+        return watermark, catching_up
 
     async def _send_progress(self) -> None:
         """Tell every judging partition how far this intake's input has got when that moved with
@@ -531,16 +530,16 @@ class StreamWorker:
         SENDER_SILENCE (so that the judging knows this intake is there): an empty envelope."""
         if not self.lag or self._batch_stamp is not None:
             return  # nothing routed yet, or a batch still being sent (a stamp now would count its records)
-        envelope = Envelope(self.sender_id)
         self.inputs_unread = self._any_not_yet_read()
-        self._stamp(envelope)
-        stamp_now, now = (envelope.watermark, envelope.catching_up), time.monotonic()
+        stamp_now, now = self._progress(), time.monotonic()
         if self._progress_sent is not None:
             sent, at = self._progress_sent
             holding = stamp_now[0] is not None or stamp_now[1]
             if sent == stamp_now and not (holding and now - at >= SENDER_SILENCE / 2):
                 return
         self._progress_sent = (stamp_now, now)
+        envelope = Envelope(self.sender_id)
+        envelope.watermark, envelope.catching_up = stamp_now
         data = envelope.encode()
         for partition in range(self.settings.partitions):
             await self.by_exporter.send(key=b"", value=data, partition=partition)
@@ -578,10 +577,10 @@ class StreamWorker:
         return False
 
     async def _forward(self, exporter: str, envelope: Envelope) -> None:
-        if self._batch_stamp is not None:
-            envelope.watermark, envelope.catching_up = self._batch_stamp
-        else:
-            self._stamp(envelope)
+        """Send an envelope of the batch being routed, with the batch's stamp."""
+        if self._batch_stamp is None:
+            raise RuntimeError("envelopes are forwarded only while a batch is routed")
+        envelope.watermark, envelope.catching_up = self._batch_stamp
         await self.by_exporter.send(key=exporter.encode(), value=envelope.encode())
 
     async def _dead_letter(self, origin: Origin, value: bytes, reason: str, errors: list[dict[str, Any]]) -> None:
