@@ -232,9 +232,10 @@ def demo(broker_port: int | None, web_port: int | None, api_port: int | None, se
                    "still enqueues deliveries for the webhooks of $MONITOR_WEBHOOKS.")
 @click.option("--stage", type=click.Choice(["intake", "judging"]),
               help="Run one stage of the worker alone: `intake` (validates and routes the input topics, "
-                   "consumer group $MONITOR_APP_ID-intake) or `judging` (judges, publishes, and runs the "
-                   "history sink and deliverer; group $MONITOR_APP_ID). Default: both, the intake in a child "
-                   "process that lives and dies with the worker, whose /metrics include its series.")
+                   "consumer group $MONITOR_APP_ID-intake) or `judging` (judges and publishes, group "
+                   "$MONITOR_APP_ID, with the history sink and deliverer in a child process). Default: both, "
+                   "the intake in a child process that lives and dies with the worker, whose /metrics include "
+                   "its series.")
 def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | None, policy_path: Path | None,
            as_of: datetime | None, no_history: bool, no_webhooks: bool, stage: str | None) -> None:
     """Run a stream-processing worker (run several for scale).
@@ -244,10 +245,10 @@ def worker(web_port: int | None, bootstrap: str | None, registry_path: Path | No
     deadlines and stale outlets by the clock; publishes each alert transition to the alerts
     topic and changed figures to the compliance topic. Workers with the same
     MONITOR_APP_ID share the partitions. Each worker is two processes, one per stage (the
-    intake in a child, so that reading and judging use two cores); they stop together, and
-    the worker's /metrics include both. Unless --no-history, it also runs the history
-    sink (see `monitor sink`), and with $MONITOR_WEBHOOKS set, unless --no-webhooks, the
-    webhook deliverer (see `monitor deliver`). Ctrl-C or SIGTERM stops it cleanly.
+    intake in a child, so that reading and judging use two cores). Unless --no-history, a
+    third runs the history sink (see `monitor sink`), and with $MONITOR_WEBHOOKS set, unless
+    --no-webhooks, the webhook deliverer (see `monitor deliver`). They stop together, and
+    the worker's /metrics include all of them. Ctrl-C or SIGTERM stops it cleanly.
     Settings: the MONITOR_* environment variables (README, Configuration).
     """
     from aiokafka.errors import KafkaError

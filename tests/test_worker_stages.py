@@ -1,11 +1,13 @@
-"""A worker's two stages run as two processes that are one worker to its operator: the intake in
-a child that lives and dies with the worker, one /metrics page for both, and an intake consumer
-group that starts where the worker's one group of earlier releases had read to."""
+"""A worker's stages run as processes that are one worker to its operator: the intake and the
+history stage (sink and deliverer) in children that live and die with the worker, one /metrics
+page for all, and an intake consumer group that starts where the worker's one group of earlier
+releases had read to."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -121,11 +123,63 @@ def test_a_worker_whose_intake_fails_stops_with_an_error(kafka_bootstrap: str, t
         worker.kill()
 
 
-async def send(bootstrap: str, topic: str, value: bytes) -> None:
+def history_stage_of(worker: WorkerProcess) -> int:
+    """The pid of the worker's history stage, as its log names it."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.search(r"history stage started \(pid (\d+)\)", worker.tail(400))
+        if found:
+            return int(found[1])
+        time.sleep(0.1)
+    raise AssertionError(f"the worker started no history stage:\n{worker.tail()}")
+
+
+def history_worker(kafka_bootstrap: str, names: TopicNames, tmp_path: Path) -> WorkerProcess:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    return WorkerProcess(kafka_bootstrap, names, tmp_path, env={"MONITOR_DATABASE_URL": url}).start()
+
+
+def test_the_history_stage_stores_apart_and_stops_when_its_worker_is_killed(kafka_bootstrap: str,
+                                                                           tmp_path: Path) -> None:
+    names = unique_names()
+    worker = history_worker(kafka_bootstrap, names, tmp_path)
+    try:
+        worker.wait_ready(120)
+        history = history_stage_of(worker)
+        assert worker.process is not None and history != worker.process.pid
+        assert history in children_of(worker.process.pid)
+        asyncio.run(send(kafka_bootstrap, names.registry, b"not a registration", b"EXP-X"))  # the sink skips it
+        deadline = time.monotonic() + 30
+        while metric(worker, "monitor_history_records_consumed_total") < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metric(worker, "monitor_history_records_consumed_total") == 1, \
+            f"the history stage's series are on the worker's page:\n{worker.tail()}"
+        os.kill(worker.process.pid, signal.SIGKILL)  # the worker alone, not its process group
+        worker.process.wait(10)
+        assert gone(history, 30), f"the history stage (pid {history}) outlived its worker:\n{worker.tail()}"
+        assert "the worker that started this history stage" in worker.tail(80)
+    finally:
+        worker.kill()
+
+
+def test_a_worker_whose_history_stage_fails_stops_with_an_error(kafka_bootstrap: str, tmp_path: Path) -> None:
+    worker = history_worker(kafka_bootstrap, unique_names(), tmp_path)
+    try:
+        worker.wait_ready(120)
+        os.kill(history_stage_of(worker), signal.SIGKILL)
+        assert worker.process is not None
+        worker.process.wait(60)
+        assert worker.process.returncode == 2, worker.tail()
+        assert "the history stage stopped with exit code -9" in worker.tail(80)
+    finally:
+        worker.kill()
+
+
+async def send(bootstrap: str, topic: str, value: bytes, key: bytes | None = None) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, value)
+        await producer.send_and_wait(topic, value, key=key)
     finally:
         await producer.stop()
 

@@ -10,7 +10,7 @@ jittered), written into the row so the pause outlives a restart.
 
 Delivery is at least once: a deliverer that dies between the receiver's answer and settling
 the row leaves it leased; when the lease ends another deliverer sends it again (the same
-`delivery_id`). Run it as `monitor deliver`, or in a worker (`Deliverer.service()`).
+`delivery_id`). Run it as `monitor deliver`, or in a worker (its history stage, `monitor.stream.stages`).
 """
 
 from __future__ import annotations
@@ -39,8 +39,6 @@ from monitor.history.store import HistoryStore, store_errors
 from monitor.stopping import run_until_stopped
 
 if TYPE_CHECKING:
-    import mode
-
     from monitor.delivery.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
@@ -331,21 +329,6 @@ class Deliverer:
 
         result: T = await retrying(attempt)
         return result
-
-    def service(self) -> mode.Service:
-        """This deliverer as a mode service, to run in a Faust worker's event loop beside the app."""
-        import mode
-
-        deliverer = self
-
-        class DelivererService(mode.Service):
-            """Runs the webhook deliverer until the worker stops."""
-
-            @mode.Service.task
-            async def _deliver_webhooks(self) -> None:
-                await deliverer.run()
-
-        return DelivererService()
 
 
 class CannotListen(Exception):

@@ -43,7 +43,6 @@ from monitor.stopping import run_until_stopped
 from monitor.stream.topics import TopicNames
 
 if TYPE_CHECKING:
-    import mode
     from aiokafka import ConsumerRecord, TopicPartition
 
     from monitor.delivery.webhooks import Webhook
@@ -289,21 +288,6 @@ class HistorySink:
             log.warning("history: %s succeeded again after %.1f s", what, down)
         STORE_UP.set(1)
         return result
-
-    def service(self) -> mode.Service:
-        """This sink as a mode service, to run in a Faust worker's event loop beside the app."""
-        import mode
-
-        sink = self
-
-        class HistorySinkService(mode.Service):
-            """Runs the history sink until the worker stops."""
-
-            @mode.Service.task
-            async def _store_history(self) -> None:
-                await sink.run()
-
-        return HistorySinkService()
 
 
 async def run_sink(sink: HistorySink) -> None:

@@ -185,36 +185,50 @@ def merge_pages(own: bytes, other: bytes) -> bytes:
     """One /metrics page of a worker's two stages (`own`, and `other` from the process it started).
 
     Each series is counted by one stage or both (the event loop's lag): counters, histograms and
-    gauges are added up (a gauge a stage does not set reads 0 there). The process and Python
-    series are `own`'s: they describe the process that serves the page.
+    gauges are added up (a gauge a stage does not set reads 0 there; a `_created` time is the
+    earlier one). The process and Python series are `own`'s: they describe the process that
+    serves the page. Both pages come from prometheus_client (one family block after the other,
+    a series' labels in the same order in both), so they are merged line by line: parsing them
+    into metric families cost the judging stage a tenth of its time when scraped every 0.2 s.
     """
-    from prometheus_client import generate_latest
-    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.utils import floatToGoString
 
-    families = {family.name: family for family in text_string_to_metric_families(own.decode())}
-    for family in text_string_to_metric_families(other.decode()):
-        mine = families.get(family.name)
+    families = _family_blocks(own)
+    for name, (header, series) in _family_blocks(other).items():
+        if name.startswith(("process_", "python_")):
+            continue
+        mine = families.get(name)
         if mine is None:
-            if not family.name.startswith(("process_", "python_")):
-                families[family.name] = family
+            families[name] = (header, series)
             continue
-        if family.name.startswith(("process_", "python_")):
-            continue
-        values = {(sample.name, tuple(sorted(sample.labels.items()))): i for i, sample in enumerate(mine.samples)}
-        for sample in family.samples:
-            at = values.get((sample.name, tuple(sorted(sample.labels.items()))))
-            if at is None:
-                mine.samples.append(sample)
+        kept = mine[1]
+        for key, value in series.items():
+            if key not in kept:
+                kept[key] = value
+            elif key.split("{", 1)[0].endswith("_created"):
+                kept[key] = floatToGoString(min(float(kept[key]), float(value)))
             else:
-                kept = mine.samples[at]
-                value = min(kept.value, sample.value) if sample.name.endswith("_created") else kept.value + sample.value
-                mine.samples[at] = kept._replace(value=value)
+                kept[key] = floatToGoString(float(kept[key]) + float(value))
+    lines = [line for header, series in families.values()
+             for line in (*header, *(f"{key} {value}" for key, value in series.items()))]
+    return ("\n".join(lines) + "\n").encode() if lines else b""
 
-    class Merged:
-        def collect(self) -> Iterable[Any]:
-            return families.values()
 
-    return bytes(generate_latest(Merged()))  # type: ignore[arg-type]
+def _family_blocks(page: bytes) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """A prometheus_client page as {family: (its # lines, {series: value})}, in the page's order."""
+    families: dict[str, tuple[list[str], dict[str, str]]] = {}
+    current: tuple[list[str], dict[str, str]] | None = None
+    for line in page.decode().splitlines():
+        if line.startswith("# HELP "):
+            current = families.setdefault(line.split(" ", 3)[2], ([], {}))
+            current[0].append(line)
+        elif line.startswith("#"):
+            if current is not None:
+                current[0].append(line)
+        elif line and current is not None:
+            key, _, value = line.rpartition(" ")
+            current[1][key] = value
+    return families
 
 
 async def fetch_page(url: str, timeout: float = 2.0) -> bytes | None:

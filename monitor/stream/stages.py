@@ -1,30 +1,38 @@
-"""A worker's two stages as two processes: judging in the worker's own, its intake in a child forked from it.
+"""A worker's stages as processes: judging in the worker's own, its intake and its history in children forked from it.
 
-Each stage is a Faust app with its own consumer and event loop (`monitor.stream.worker`), so
-the intake draining a backlog never starves the judging of the envelopes it forwards, and the
-two use two cores. They are one worker to its operator: the child lives and dies with the
-worker (each watches the other), its log lines go to the worker's output, and the worker's
-/metrics page includes the child's series.
+Each stream stage is a Faust app with its own consumer and event loop (`monitor.stream.worker`),
+so the intake draining a backlog never starves the judging of the envelopes it forwards. The
+history stage (the history sink and the webhook deliverer, `run_history_stage`) writes the
+history store in a process of its own too: in the judging stage's event loop, storing a
+backlog's snapshots took half of that process's time. They are one worker to its operator:
+the children live and die with the worker (each watches the other), their log lines go to the
+worker's output, and the worker's /metrics page includes the children's series.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import mode
 
 from monitor.kafka import KafkaTarget, client_options
+from monitor.stopping import run_until_stopped
+
+if TYPE_CHECKING:
+    from monitor.delivery.deliverer import Deliverer
+    from monitor.history.sink import HistorySink
 
 log = logging.getLogger(__name__)
 
 Stage = Literal["intake", "judging"]
-PARENT_VARIABLE = "MONITOR_WORKER_PARENT"  # in the intake's environment: the pid of the worker that started it
+PARENT_VARIABLE = "MONITOR_WORKER_PARENT"  # in a child stage's environment: the pid of the worker that started it
 WATCH_SECONDS = 0.5  # how often each process looks whether the other still runs
 
 
@@ -33,24 +41,25 @@ def intake_group(app_id: str) -> str:
     return f"{app_id}-intake"
 
 
-class IntakeProcess:
-    """The intake stage of this worker, in a child forked from it (it shares what the worker has
-    imported, so it starts at once)."""
+class StageProcess:
+    """A stage of this worker (`name`: "intake" or "history") in a child forked from it (it shares
+    what the worker has imported, so it starts at once), serving its metrics on host:port."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, name: str, host: str, port: int) -> None:
+        self.name = name
         self.metrics_url = f"http://{host}:{port}/metrics"
         self.pid: int | None = None
         self.code: int | None = None
         self.stopping = False
 
     def start(self, run: Callable[[], None]) -> None:
-        """Fork, and run `run` (the intake stage until it stops) in the child. Called before the
+        """Fork, and run `run` (the stage, until it stops) in the child. Called before the
         worker starts threads or event loops of its own."""
         pid = os.fork()
         if pid == 0:
-            os._exit(_child(run))
+            os._exit(_child(self.name, run))
         self.pid = pid
-        log.info("intake stage started (pid %d); its metrics are part of this worker's", pid)
+        log.info("%s stage started (pid %d); its metrics are part of this worker's", self.name, pid)
 
     def exited(self) -> int | None:
         """Its exit code once it has stopped (minus the signal that killed it), else None."""
@@ -76,15 +85,15 @@ class IntakeProcess:
         deadline = time.monotonic() + timeout
         while self.pid is not None and self.exited() is None:
             if time.monotonic() >= deadline:
-                log.warning("the intake stage (pid %d) did not stop within %.0f s; killed", self.pid, timeout)
+                log.warning("the %s stage (pid %d) did not stop within %.0f s; killed", self.name, self.pid, timeout)
                 os.kill(self.pid, signal.SIGKILL)
                 os.waitpid(self.pid, 0)
                 return
             time.sleep(0.05)
 
 
-def _child(run: Callable[[], None]) -> int:
-    """The forked intake's life: its exit code."""
+def _child(name: str, run: Callable[[], None]) -> int:
+    """A forked stage's life: its exit code."""
     os.environ[PARENT_VARIABLE] = str(os.getppid())
     code = 0
     try:
@@ -92,7 +101,7 @@ def _child(run: Callable[[], None]) -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     except BaseException:
-        log.exception("the intake stage failed")
+        log.exception("the %s stage failed", name)
         code = 1
     finally:
         logging.shutdown()
@@ -102,19 +111,20 @@ def _child(run: Callable[[], None]) -> int:
 
 
 class StopTogether(mode.Service):
-    """A service of the worker's Faust worker that asks its intake to stop as soon as the worker
-    starts stopping, so that the two processes shut down at once rather than one after the other."""
+    """A service of the worker's Faust worker that asks its child stages to stop as soon as the
+    worker starts stopping, so that the processes shut down at once rather than one after the other."""
 
-    def __init__(self, intake: IntakeProcess) -> None:
+    def __init__(self, children: Sequence[StageProcess]) -> None:
         super().__init__()
-        self.intake = intake
+        self.children = list(children)
 
     async def on_stop(self) -> None:
-        self.intake.request_stop()
+        for child in self.children:
+            child.request_stop()
 
 
 def parent_pid() -> int | None:
-    """The pid of the worker that started this intake process (None when it was started on its own)."""
+    """The pid of the worker that started this stage's process (None when it was started on its own)."""
     value = os.environ.get(PARENT_VARIABLE)
     return int(value) if value and value.isdigit() else None
 
@@ -154,3 +164,32 @@ async def carry_committed_offsets(kafka: KafkaTarget, source_group: str, target_
     finally:
         await source.stop()
         await target.stop()
+
+
+def run_history_stage(sink: HistorySink, deliverer: Deliverer | None, host: str, port: int) -> None:
+    """The history stage of a worker, in its forked child: the history sink and, given one, the
+    webhook deliverer, with their metrics on host:port, until SIGTERM (the worker stopping), the
+    worker's death, or a failure of either (raised: the child exits 1 and the worker stops)."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host)
+    asyncio.run(run_until_stopped(_history(sink, deliverer, parent_pid()), name="history-stage", what="history"))
+
+
+async def _history(sink: HistorySink, deliverer: Deliverer | None, parent: int | None) -> None:
+    async def watch() -> None:
+        while parent is None or os.getppid() == parent:
+            await asyncio.sleep(WATCH_SECONDS)
+        log.warning("the worker that started this history stage (pid %d) is gone; stopping", parent)
+
+    jobs = [asyncio.create_task(sink.run(), name="history-sink"), asyncio.create_task(watch(), name="watch")]
+    if deliverer is not None:
+        jobs.append(asyncio.create_task(deliverer.run(), name="webhook-deliverer"))
+    try:
+        done, _ = await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # also when cancelled (a signal): each stops cleanly
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+    for job in done:
+        job.result()  # a failure of either is the stage's

@@ -33,7 +33,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -86,12 +86,13 @@ from monitor.stream.metrics import (
 from monitor.stream.settings import WorkerSettings
 from monitor.stream.stages import (
     WATCH_SECONDS,
-    IntakeProcess,
     Stage,
+    StageProcess,
     StopTogether,
     carry_committed_offsets,
     intake_group,
     parent_pid,
+    run_history_stage,
 )
 from monitor.stream.topics import CHANGELOG_CONFIG, TopicNames
 
@@ -167,12 +168,13 @@ class StreamWorker:
 
     def __init__(self, settings: WorkerSettings, registry: Mapping[str, ExporterRegistration],
                  policy: PolicyBook, *, short_end_offsets: bool = True, stage: Stage = "judging",
-                 intake: IntakeProcess | None = None) -> None:
+                 children: Sequence[StageProcess] = ()) -> None:
         self.settings = settings
         self.stage = stage
-        self.intake = intake  # the intake process this judging stage started, if it did
+        self.children = list(children)  # the stages this judging stage started (intake, history), if it did
         self.parent = parent_pid() if stage == "intake" else None  # the worker that started this intake
-        self.intake_page = b""  # the intake's last /metrics page, read every WATCH_SECONDS (`_watch_partner`)
+        # each child's last /metrics page, read every WATCH_SECONDS (`_watch_partner`)
+        self.child_pages: dict[str, bytes] = {child.name: b"" for child in self.children}
         # the broker may report end offsets short (the embedded one): then changelog tails and the
         # dead-letter depth are read past them (`monitor.embedded.deviations`)
         self.short_end_offsets = short_end_offsets
@@ -271,7 +273,7 @@ class StreamWorker:
         self.compliance = app.topic(names.compliance, key_serializer="raw", value_serializer="raw")
         self.deadletter = app.topic(names.deadletter, key_serializer="raw", value_serializer="raw")
         app.task(self._watch_loop)
-        if self.intake is not None or self.parent is not None:
+        if self.children or self.parent is not None:
             app.task(self._watch_partner)
         if intake:
             use_stream_consumer(app, frozenset({names.tickets, names.stock, names.outlets, names.registry}))
@@ -310,8 +312,8 @@ class StreamWorker:
         self._show_freshness()
         UNCHECKPOINTED.set(sum(self._since.values()))
         page = generate_latest(REGISTRY)
-        if self.intake is not None:  # one page for the worker: the intake's series with this stage's
-            page = merge_pages(page, self.intake_page)
+        for child in self.children:  # one page for the worker: its children's series with this stage's
+            page = merge_pages(page, self.child_pages[child.name])
         return web.bytes(page, content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     def _show_freshness(self) -> None:
@@ -339,27 +341,30 @@ class StreamWorker:
             LOOP_LAG.observe(max(0.0, time.monotonic() - started - interval))
 
     async def _watch_partner(self) -> None:
-        """Stop this process with the other stage of its worker: an intake whose worker has gone
-        (killed, even with -9) stops; a worker whose intake stopped stops too, with exit code 2
-        when the intake failed (its supervisor then restarts the whole worker). The worker also
-        reads the intake's /metrics page here, so that its own page never waits for the intake's
-        (which may be up to WATCH_SECONDS old, or the last one read while the intake is too busy
-        to answer)."""
+        """Stop this process with the other stages of its worker: an intake whose worker has gone
+        (killed, even with -9) stops; a worker one of whose child stages stopped stops too, with
+        exit code 2 when that stage failed (its supervisor then restarts the whole worker). The
+        worker also reads its children's /metrics pages here, so that its own page never waits
+        for theirs (which may be up to WATCH_SECONDS old, or the last one read while a child is
+        too busy to answer)."""
         while True:
             await asyncio.sleep(WATCH_SECONDS)
-            if self.intake is not None and self.intake.exited() is None:
-                self.intake_page = await fetch_page(self.intake.metrics_url) or self.intake_page
+            for child in self.children:
+                if child.exited() is None:
+                    self.child_pages[child.name] = await fetch_page(child.metrics_url) or self.child_pages[child.name]
             if self.parent is not None and os.getppid() != self.parent:
                 log.warning("the worker that started this intake stage (pid %d) is gone; stopping", self.parent)
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
-            code = self.intake.exited() if self.intake is not None else None
-            if code is not None and self.intake is not None and not self.intake.stopping:
+            for child in self.children:
+                code = child.exited()
+                if code is None or child.stopping:
+                    continue
                 if code != 0:
-                    self.fatal = f"the intake stage stopped with exit code {code}"
+                    self.fatal = f"the {child.name} stage stopped with exit code {code}"
                     log.critical("%s; stopping the worker", self.fatal)
                 else:
-                    log.info("the intake stage stopped; stopping the worker")
+                    log.info("the %s stage stopped; stopping the worker", child.name)
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
 
@@ -1301,10 +1306,10 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
 
     With `stage` None, the whole worker: the judging stage here and the intake stage in a child
     process forked from this one (`monitor.stream.stages`); with a stage, that stage alone.
-    With `history`, the judging stage's process also runs the history sink
-    (`monitor.history.sink`) in its event loop; it enqueues each new alert transition for the
-    `webhooks` (`monitor.delivery.webhooks.Webhook`). With `history`, webhooks and `delivery`
-    (the `monitor.delivery.settings.DeliverySettings`), the webhook deliverer runs there too.
+    With `history` (and a stage other than the intake), a second child runs the history sink
+    (`monitor.history.sink`); it enqueues each new alert transition for the `webhooks`
+    (`monitor.delivery.webhooks.Webhook`). With `history`, webhooks and `delivery` (the
+    `monitor.delivery.settings.DeliverySettings`), the webhook deliverer runs there too.
     Logging stays as the caller set it up (`monitor.logs.configure`):
     Faust's own set-up, which would replace the root handlers with its format, is skipped.
     """
@@ -1331,11 +1336,22 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
     if stage == "intake":
         run_intake(settings)
         return
-    intake = None
+    children = []
     if stage is None:  # forked now, before this process reads or starts anything more
         port = free_port()
-        intake = IntakeProcess(settings.web_host, port)
+        intake = StageProcess("intake", settings.web_host, port)
         intake.start(lambda: run_intake(settings.model_copy(update={"web_port": port})))
+        children.append(intake)
+    if history:
+        from monitor.delivery.deliverer import Deliverer
+        from monitor.history.sink import HistorySink
+
+        sink = HistorySink.from_settings(settings, policy, registry, webhooks=webhooks)
+        deliverer = Deliverer.from_settings(delivery, webhooks) if webhooks and delivery is not None else None
+        history_port = free_port()
+        history_stage = StageProcess("history", settings.web_host, history_port)
+        history_stage.start(lambda: run_history_stage(sink, deliverer, settings.web_host, history_port))
+        children.append(history_stage)
     known = asyncio.run(read_registry_topic(kafka, names.registry))
     if short_end_offsets:
         log.info("the broker is the embedded one: its end offsets can fall short, so changelog tails and the "
@@ -1343,23 +1359,12 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
     log.info("registry: %d exporters from the file, %d from %s", len(registry), len(known), names.registry)
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)  # Faust's own files (no table data)
     worker = StreamWorker(settings, {**registry, **known}, policy, short_end_offsets=short_end_offsets,
-                          intake=intake)
-    services = []
-    if history:
-        from monitor.history.sink import HistorySink
-
-        services.append(HistorySink.from_settings(settings, policy, registry, webhooks=webhooks).service())
-        if webhooks and delivery is not None:
-            from monitor.delivery.deliverer import Deliverer
-
-            services.append(Deliverer.from_settings(delivery, webhooks).service())
-    if intake is not None:
-        services.append(StopTogether(intake))  # the last service, so stopped first
+                          children=children)
     try:
-        _run_app(worker, *services)
+        _run_app(worker, *([StopTogether(children)] if children else []))
     finally:
-        if intake is not None:
-            intake.stop()
+        for child in children:
+            child.stop()
 
 
 def _run_app(worker: StreamWorker, *services: Any) -> None:

@@ -25,6 +25,7 @@ from tests.streaming import (
     WorkerProcess,
     evaluate_json,
     final_alerts,
+    metric,
     produce,
     read_topic,
     records_of_lines,
@@ -147,6 +148,28 @@ def test_monitor_sink_runs_alone_and_stops_cleanly_on_sigterm(kafka_bootstrap: s
     assert len(store_rows["registrations"]) == 4  # the bundled example registry file
 
 
+async def _where_the_sink_is(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int | None, int]]:
+    """Per partition of `topic`: the sink group's committed offset and the partition's end."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: (await consumer.committed(tp), ends[tp]) for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+def _sink_figures(worker: WorkerProcess) -> str:
+    """What the worker's sink says it did, from its /metrics page."""
+    try:
+        return ", ".join(f"{name} {metric(worker, name):g}" for name in (
+            "monitor_history_records_consumed_total", "monitor_history_rows_written_total",
+            "monitor_history_batches_committed_total", "monitor_history_store_retries_total"))
+    except OSError as exc:
+        return f"(its /metrics could not be read: {exc!r})"
+
+
 async def _transitions_are(url: str, wanted: int) -> bool:
     if not Path(url.removeprefix("sqlite+aiosqlite:///")).exists():
         return False
@@ -193,8 +216,13 @@ def test_a_worker_stores_every_alert_it_publishes(kafka_bootstrap: str, tmp_path
         try:
             took = asyncio.run(eventually(stored_everything, 30, "the worker's sink stores every alert"))
         except AssertionError as exc:
+            where = asyncio.run(_where_the_sink_is(kafka_bootstrap, f"{worker.app_id}-history", names.alerts))
+            log = [line for line in worker.tail(2000).splitlines()  # the sink's lines, and every warning
+                   if "mode.timers" not in line and ("history" in line or " INFO " not in line)][-40:]
             raise AssertionError(f"{exc}: {len(differences)} alerts differ (published, stored): "
-                                 f"{list(differences.items())[:3]}\n{worker.tail()}") from None
+                                 f"{list(differences.items())[:3]}\nthe sink's group on the alerts topic "
+                                 f"(partition: committed, end): {where}; {_sink_figures(worker)}\n"
+                                 + "\n".join(log)) from None
         assert worker.process is not None and worker.process.poll() is None, worker.tail()
     print(f"\n{len(published)} alert messages published, {len(latest)} alerts; stored {took:.1f} s after")
 
