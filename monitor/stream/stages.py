@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 Stage = Literal["intake", "judging"]
 PARENT_VARIABLE = "MONITOR_WORKER_PARENT"  # in a child stage's environment: the pid of the worker that started it
 WATCH_SECONDS = 0.5  # how often each process looks whether the other still runs
+# the history stage yields the CPU to the stream stages when the cores are short: a history store
+# that falls behind catches up when the load eases, an alert published late is late for good
+HISTORY_NICENESS = 5
 
 
 def intake_group(app_id: str) -> str:
@@ -172,6 +175,7 @@ def run_history_stage(sink: HistorySink, deliverer: Deliverer | None, host: str,
     worker's death, or a failure of either (raised: the child exits 1 and the worker stops)."""
     from prometheus_client import start_http_server
 
+    os.nice(HISTORY_NICENESS)
     start_http_server(port, addr=host)
     asyncio.run(run_until_stopped(_history(sink, deliverer, parent_pid()), name="history-stage", what="history"))
 
