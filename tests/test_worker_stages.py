@@ -139,16 +139,17 @@ def history_worker(kafka_bootstrap: str, names: TopicNames, tmp_path: Path) -> W
     return WorkerProcess(kafka_bootstrap, names, tmp_path, env={"MONITOR_DATABASE_URL": url}).start()
 
 
-def test_the_history_stage_stores_apart_and_stops_when_its_worker_is_killed(kafka_bootstrap: str,
+# The history stage is a process of the worker's, whatever the broker: on the embedded one only.
+def test_the_history_stage_stores_apart_and_stops_when_its_worker_is_killed(embedded_bootstrap: str,
                                                                            tmp_path: Path) -> None:
     names = unique_names()
-    worker = history_worker(kafka_bootstrap, names, tmp_path)
+    worker = history_worker(embedded_bootstrap, names, tmp_path)
     try:
         worker.wait_ready(120)
         history = history_stage_of(worker)
         assert worker.process is not None and history != worker.process.pid
         assert history in children_of(worker.process.pid)
-        asyncio.run(send(kafka_bootstrap, names.registry, b"not a registration", b"EXP-X"))  # the sink skips it
+        asyncio.run(send(embedded_bootstrap, names.registry, b"not a registration", b"EXP-X"))  # the sink skips it
         deadline = time.monotonic() + 30
         while metric(worker, "monitor_history_records_consumed_total") < 1 and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -162,8 +163,8 @@ def test_the_history_stage_stores_apart_and_stops_when_its_worker_is_killed(kafk
         worker.kill()
 
 
-def test_a_worker_whose_history_stage_fails_stops_with_an_error(kafka_bootstrap: str, tmp_path: Path) -> None:
-    worker = history_worker(kafka_bootstrap, unique_names(), tmp_path)
+def test_a_worker_whose_history_stage_fails_stops_with_an_error(embedded_bootstrap: str, tmp_path: Path) -> None:
+    worker = history_worker(embedded_bootstrap, unique_names(), tmp_path)
     try:
         worker.wait_ready(120)
         os.kill(history_stage_of(worker), signal.SIGKILL)
