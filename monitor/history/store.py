@@ -30,6 +30,7 @@ import base64
 import binascii
 import logging
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -72,6 +73,11 @@ REGISTRATION = "registration"
 KINDS = (ALERT, SNAPSHOT, REGISTRATION)
 
 _MIGRATING = threading.Lock()  # polled, never waited on: the holder may be a coroutine of the same loop
+# SQLite has one write lock per file, and its busy handler lets a writer that keeps coming back
+# starve the others (a worker's sink and deliverer: "database is locked" after CONNECT_TIMEOUT).
+# The writers of a file in one process and event loop take turns on this lock first, in order.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary())
 CONNECT_TIMEOUT = 10.0  # seconds: PostgreSQL's connect timeout, SQLite's wait for a writer's lock
 
 
@@ -180,6 +186,10 @@ class HistoryStore:
         # both read first and then write would otherwise fail instead of waiting for each other
         self._writer = engine.execution_options(history_write=True)
         self.url = engine.url.render_as_string(hide_password=True)
+        database = engine.url.database
+        self._sqlite_file = (str(Path(database).expanduser().resolve())
+                             if engine.url.get_backend_name() == "sqlite" and database and database != ":memory:"
+                             else None)
         self.webhooks: tuple[Webhook, ...] = ()  # each new alert transition is enqueued for these
 
     @classmethod
@@ -313,7 +323,11 @@ class HistoryStore:
         return counts
 
     def _write(self) -> _WriteTransaction:
-        return _WriteTransaction(AsyncSession(self._writer, expire_on_commit=False, autoflush=True))
+        turn = None
+        if self._sqlite_file is not None:
+            locks = _SQLITE_WRITERS.setdefault(asyncio.get_running_loop(), {})
+            turn = locks.setdefault(self._sqlite_file, asyncio.Lock())
+        return _WriteTransaction(AsyncSession(self._writer, expire_on_commit=False, autoflush=True), turn)
 
     def write_transaction(self) -> _WriteTransaction:
         """`async with store.write_transaction() as session`: one writing transaction (SQLite's write
@@ -587,13 +601,21 @@ class HistoryStore:
 
 
 class _WriteTransaction:
-    """`async with store._write() as session`: one transaction, committed on a clean exit."""
+    """`async with store._write() as session`: one transaction, committed on a clean exit; on a
+    SQLite file, begun once this process's earlier writers of the file are done (`turn`)."""
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, turn: asyncio.Lock | None = None) -> None:
         self.session = session
+        self.turn = turn
 
     async def __aenter__(self) -> AsyncSession:
-        await self.session.begin()
+        if self.turn is not None:
+            await self.turn.acquire()
+        try:
+            await self.session.begin()
+        except BaseException:
+            await self._done()
+            raise
         return self.session
 
     async def __aexit__(self, kind: type[BaseException] | None, *rest: object) -> None:
@@ -603,7 +625,14 @@ class _WriteTransaction:
             else:
                 await self.session.rollback()
         finally:
+            await self._done()
+
+    async def _done(self) -> None:
+        try:
             await self.session.close()
+        finally:
+            if self.turn is not None:
+                self.turn.release()
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
