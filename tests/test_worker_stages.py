@@ -77,6 +77,21 @@ def intake_of(worker: WorkerProcess) -> int:
     raise AssertionError(f"the worker started no intake process:\n{worker.tail()}")
 
 
+def first_counted(worker: WorkerProcess, name: str, timeout: float = 30) -> float:
+    """The worker's `name` once it counts anything (or after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while metric(worker, name) < 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return metric(worker, name)
+
+
+def kill_alone(worker: WorkerProcess) -> None:
+    """kill -9 the worker alone, not its process group, and wait for it."""
+    assert worker.process is not None
+    os.kill(worker.process.pid, signal.SIGKILL)
+    worker.process.wait(10)
+
+
 def gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -97,13 +112,9 @@ def test_the_intake_stage_stops_when_its_worker_is_killed(kafka_bootstrap: str, 
         health = worker.health()
         assert health is not None and health["stage"] == "judging"
         asyncio.run(send(kafka_bootstrap, names.tickets, b"not an event"))  # read by the intake, dead-lettered
-        deadline = time.monotonic() + 30
-        while metric(worker, "monitor_events_consumed_total") < 1 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert metric(worker, "monitor_events_consumed_total") == 1, "the intake's series are on the worker's page"
-        assert worker.process is not None
-        os.kill(worker.process.pid, signal.SIGKILL)  # the worker alone, not its process group
-        worker.process.wait(10)
+        assert first_counted(worker, "monitor_events_consumed_total") == 1, \
+            "the intake's series are on the worker's page"
+        kill_alone(worker)
         assert gone(intake, 30), f"the intake stage (pid {intake}) outlived its worker:\n{worker.tail()}"
         assert "is gone; stopping" in worker.tail(80)
     finally:
@@ -150,13 +161,9 @@ def test_the_history_stage_stores_apart_and_stops_when_its_worker_is_killed(embe
         assert worker.process is not None and history != worker.process.pid
         assert history in children_of(worker.process.pid)
         asyncio.run(send(embedded_bootstrap, names.registry, b"not a registration", b"EXP-X"))  # the sink skips it
-        deadline = time.monotonic() + 30
-        while metric(worker, "monitor_history_records_consumed_total") < 1 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert metric(worker, "monitor_history_records_consumed_total") == 1, \
+        assert first_counted(worker, "monitor_history_records_consumed_total") == 1, \
             f"the history stage's series are on the worker's page:\n{worker.tail()}"
-        os.kill(worker.process.pid, signal.SIGKILL)  # the worker alone, not its process group
-        worker.process.wait(10)
+        kill_alone(worker)
         assert gone(history, 30), f"the history stage (pid {history}) outlived its worker:\n{worker.tail()}"
         assert "the worker that started this history stage" in worker.tail(80)
     finally:
