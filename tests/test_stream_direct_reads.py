@@ -18,9 +18,10 @@ from prometheus_client import REGISTRY
 
 from monitor.contracts.policy import DEFAULT_POLICY
 from monitor.embedded.deviations import reports_short_end_offsets
+from monitor.kafka.reads import last_batches, read_range
 from monitor.obligations.policy import PolicyBook
 from monitor.stream.settings import WorkerSettings
-from monitor.stream.worker import StreamWorker, last_batches, read_range, topic_depth
+from monitor.stream.worker import StreamWorker, topic_depth
 
 
 async def _one_batch(bootstrap: str, topic: str, count: int) -> None:

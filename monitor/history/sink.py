@@ -16,11 +16,13 @@ for every webhook that may see it, in the batch's transaction (`monitor.delivery
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -73,6 +75,14 @@ STORE_UP = Gauge("monitor_history_store_up",
                  "Whether the history sink's last store operation succeeded (1 yes, 0 no)")
 COMMITTED = Counter("monitor_history_batches_committed_total",
                     "Batches whose offsets the history sink committed after storing them (batches)")
+READ_DIRECTLY = Counter("monitor_history_records_read_directly_total",
+                        "Records at the end of a quiet partition that the sink's consumer did not deliver, read "
+                        "from the topic directly and stored (records)")
+
+QUIET_SECONDS = 2.0  # a partition that delivered nothing this long is read past the consumer's position
+RECHECK_SECONDS = 30.0  # and read so again at this interval while it stays quiet
+# the consumer options that belong to a consumer group, left out of the sink's direct reads
+_GROUP_OPTIONS = frozenset({"session_timeout_ms", "heartbeat_interval_ms", "rebalance_timeout_ms"})
 
 
 @dataclass
@@ -85,6 +95,17 @@ class SinkStats:
     batches: int = 0  # batches written and committed
     retries: int = 0  # store operations tried again
     seconds_down: float = 0.0  # time spent retrying a store that failed
+    read_directly: int = 0  # records the consumer did not deliver, read from the topic directly
+
+
+@dataclass
+class _LeftOut:
+    """When each partition last delivered a record and was last read past the consumer's position."""
+
+    since: float  # when the sink's consumer started (monotonic)
+    delivered: dict[Any, float] = field(default_factory=dict)
+    checked: dict[Any, float] = field(default_factory=dict)
+    next_check: float = 0.0
 
 
 class HistorySink:
@@ -93,7 +114,8 @@ class HistorySink:
     def __init__(self, *, bootstrap: str, names: TopicNames, group_id: str, store_url: str,
                  policies: list[AppliedPolicy] | None = None,
                  registry: Mapping[str, ExporterRegistration] | None = None, batch_size: int = 500,
-                 poll_seconds: float = 0.5, backoff_initial: float = 0.2, backoff_max: float = 10.0,
+                 poll_seconds: float = 0.5, recheck_seconds: float = RECHECK_SECONDS, backoff_initial: float = 0.2,
+                 backoff_max: float = 10.0,
                  consumer_options: Mapping[str, Any] | None = None, webhooks: Sequence[Webhook] = ()) -> None:
         self.bootstrap = bootstrap
         self.names = names
@@ -103,9 +125,13 @@ class HistorySink:
         self.registry = dict(registry or {})
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        self.recheck_seconds = recheck_seconds  # how often a quiet partition is read past the consumer's position
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.consumer_options = dict(consumer_options or {})
+        # the short reads of partitions the consumer left out: the same broker and security, no group
+        self.direct_reads = {"bootstrap_servers": bootstrap,
+                             **{k: v for k, v in self.consumer_options.items() if k not in _GROUP_OPTIONS}}
         self.webhooks = tuple(webhooks)  # each new alert transition is enqueued for these (monitor.delivery)
         self.kinds = {names.alerts: ALERT, names.compliance: SNAPSHOT, names.registry: REGISTRATION}
         self.stats = SinkStats()
@@ -163,28 +189,98 @@ class HistorySink:
         from aiokafka.errors import KafkaError
 
         consumer = await self._retrying("connecting to Kafka", self._connect, retry_on=(KafkaError, OSError))
+        left_out = _LeftOut(time.monotonic())
         try:
             log.info("history: storing %s into %s (consumer group %s)", ", ".join(self.kinds), store.url,
                      self.group_id)
             while True:
                 batches = await consumer.getmany(timeout_ms=round(self.poll_seconds * 1000),
                                                  max_records=self.batch_size)
-                if not batches:
-                    continue
-                items = self._items(batches)
-                if items:
-                    await self._retrying("writing a batch", functools.partial(self._write, store, items))
-                offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
-                try:
-                    await consumer.commit(offsets)
-                except KafkaError as exc:
-                    # stored but not committed: read again later, which stores nothing twice
-                    log.warning("history: committing offsets failed (%r); those records will be read again", exc)
-                    continue
-                self.stats.batches += 1
-                COMMITTED.inc()
+                now = time.monotonic()
+                for tp, records in batches.items():
+                    if records:
+                        left_out.delivered[tp] = now
+                if batches:
+                    await self._store_and_commit(consumer, store, batches)
+                if now >= left_out.next_check:
+                    left_out.next_check = now + QUIET_SECONDS
+                    await self._read_left_out(consumer, store, left_out, now)
         finally:
             await consumer.stop()
+
+    async def _store_and_commit(self, consumer: Any, store: HistoryStore,
+                                batches: Mapping[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        """Store the records of a batch in one transaction, then commit their offsets."""
+        from aiokafka.errors import KafkaError
+
+        items = self._items(batches)
+        if items:
+            await self._retrying("writing a batch", functools.partial(self._write, store, items))
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if records}
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:
+            # stored but not committed: read again later, which stores nothing twice
+            log.warning("history: committing offsets failed (%r); those records will be read again", exc)
+            return
+        self.stats.batches += 1
+        COMMITTED.inc()
+
+    async def _read_left_out(self, consumer: Any, store: HistoryStore, left_out: _LeftOut, now: float) -> None:
+        """Store the records at the end of a quiet partition that the consumer did not deliver.
+
+        On the embedded broker, aiokafka's consumer can stop one record batch short of a
+        partition's end and deliver that batch only when more records follow, which on a quiet
+        topic may be never. So every few seconds each partition that delivered nothing for
+        QUIET_SECONDS is read directly past the consumer's position (once when it goes quiet,
+        then every `recheck_seconds`): records written more than QUIET_SECONDS ago are stored and
+        committed, and the consumer is moved past them. Counted by
+        `monitor_history_records_read_directly_total`; 0 on Apache Kafka in the tests.
+        """
+        from aiokafka.errors import KafkaError
+
+        from monitor.kafka.reads import records_after
+
+        quiet = [tp for tp in consumer.assignment()
+                 if now - (came := left_out.delivered.get(tp, left_out.since)) >= QUIET_SECONDS
+                 and ((checked := left_out.checked.get(tp)) is None or checked < came
+                      or now - checked >= self.recheck_seconds)]
+        starts: dict[TopicPartition, int] = {}
+        for tp in quiet:
+            try:
+                starts[tp] = await asyncio.wait_for(consumer.position(tp), 1.0)
+            except (TimeoutError, KafkaError):  # no position yet, or no longer assigned (a rebalance)
+                continue
+        if not starts:
+            return
+        try:
+            found = await records_after(self.direct_reads, starts)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            log.warning("history: reading the ends of %d quiet partitions failed (%r); trying again later",
+                        len(starts), exc)
+            return
+        # the consumer has had QUIET_SECONDS to deliver a record before it counts as left out
+        written_before = int(time.time() * 1000 - QUIET_SECONDS * 1000)
+        left: dict[TopicPartition, list[ConsumerRecord[Any, Any]]] = {}
+        for tp, fetched in found.items():
+            records = [r for r in fetched if r.offset >= starts[tp]]
+            old = list(itertools.takewhile(lambda r: r.timestamp <= written_before, records))
+            if len(old) == len(records):
+                left_out.checked[tp] = now  # else looked at again at the next check
+            if old:
+                left[tp] = old
+        if not left:
+            return
+        read = sum(len(records) for records in left.values())
+        READ_DIRECTLY.inc(read)
+        self.stats.read_directly += read
+        log.warning("history: the consumer did not deliver %d records at the end of %s; read from the topics "
+                    "directly", read, ", ".join(f"{tp.topic}[{tp.partition}]@{records[0].offset}"
+                                                for tp, records in sorted(left.items())))
+        await self._store_and_commit(consumer, store, left)
+        for tp, records in left.items():
+            consumer.seek(tp, records[-1].offset + 1)
+            left_out.delivered[tp] = now
 
     async def _connect(self) -> Any:
         """A started consumer of the three topics in the sink's group: a new one for each attempt

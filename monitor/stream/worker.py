@@ -24,8 +24,6 @@ input message counts as consumed only once its envelope is durable on the intern
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import itertools
 import logging
 import os
@@ -33,7 +31,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -50,6 +48,7 @@ from monitor.contracts.events import ServiceTicketEvent
 from monitor.contracts.outputs import ClockState
 from monitor.contracts.registry import ExporterRegistration
 from monitor.kafka import METADATA_MAX_AGE_MS, KafkaTarget, client_options, faust_broker_options, kafka_client_options
+from monitor.kafka.reads import direct_consumer, fetch_from, last_batches, partition_bounds, read_after, read_range
 from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
@@ -108,20 +107,6 @@ STRAGGLER_PENDING_SECONDS = 10.0  # envelopes fetched but not handed over for th
 SENDER_SILENCE = 10.0  # seconds after which a sender's catching-up watermark no longer holds the clock back
 END_SETTLE_SECONDS = 2.0  # on a broker reporting ends short, a partition at its end delivered nothing this long
 PROGRESS_SECONDS = 0.5  # how often an intake tells every judging partition how far its input has got, if that moved
-
-
-_DIRECT_READ: contextvars.ContextVar[bool] = contextvars.ContextVar("direct_read", default=False)
-
-
-class _QuietDirectReads(logging.Filter):
-    """Leaves out aiokafka's "Updating subscribed topics" line for the worker's own short reads
-    (a partition's end, a changelog's last batch), which would otherwise repeat every few seconds."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not _DIRECT_READ.get()
-
-
-logging.getLogger("aiokafka.consumer.subscription_state").addFilter(_QuietDirectReads())
 
 
 def now_micros() -> Micros:
@@ -1102,107 +1087,6 @@ class StreamWorker:
             await self.compliance.send(key=key.encode(), value=orjson.dumps(snapshot))
 
 
-@contextlib.asynccontextmanager
-async def _direct_consumer(kafka: KafkaTarget) -> AsyncIterator[Any]:
-    """A consumer of no group, for the worker's own short reads around Faust's consumer."""
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(**client_options(kafka), group_id=None, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        yield consumer
-    finally:
-        await consumer.stop()
-
-
-async def _fetch(consumer: Any, starts: Mapping[Any, int], *, through: Mapping[Any, int] | None = None,
-                 timeout: float = 10.0) -> dict[Any, list[Any]]:
-    """The records of each partition from its start offset.
-
-    With `through`, up to the fetch that reaches that offset (a fetch returns whole batches, so
-    records past it may come too; TimeoutError if `timeout` seconds pass with no record
-    before it is reached); without, until a fetch at every partition's end comes back empty.
-    """
-    found: dict[Any, list[Any]] = {tp: [] for tp in starts}
-    waiting = set(starts) if through is None else {tp for tp in starts if through[tp] >= starts[tp]}
-    token = _DIRECT_READ.set(True)
-    try:
-        consumer.assign(list(waiting))
-    finally:
-        _DIRECT_READ.reset(token)
-    for tp in waiting:
-        consumer.seek(tp, starts[tp])
-    deadline = time.monotonic() + timeout
-    while waiting and time.monotonic() < deadline:
-        batches = await consumer.getmany(*waiting, timeout_ms=500 if through is not None else 200)
-        if through is None and not batches:
-            break
-        if batches:
-            deadline = time.monotonic() + timeout  # a long read goes on while records come
-        for tp, records in batches.items():
-            found[tp].extend(records)
-            if through is not None and records and records[-1].offset >= through[tp]:
-                waiting.discard(tp)
-    if through is not None and waiting:
-        raise TimeoutError("could not read " + ", ".join(
-            f"{tp.topic}[{tp.partition}] through offset {through[tp]}" for tp in sorted(waiting)))
-    return found
-
-
-async def last_batches(kafka: KafkaTarget, partitions: list[tuple[str, int]], timeout: float = 10.0
-                       ) -> dict[tuple[str, int], tuple[list[tuple[bytes | None, bytes | None]], int]]:
-    """The records (key, value) from each partition's reported end offset less one to its true end,
-    with how many of them lie at or past the reported end.
-
-    Some brokers (Tansu 0.6) report a partition's end offset as the start of its last record
-    batch plus one; a fetch from that offset returns the whole batch, and so the records the
-    reported end leaves out. With a broker that reports the true end this is the last record
-    alone, and none lies past the end.
-    """
-    from aiokafka import TopicPartition
-
-    tps = {TopicPartition(topic, partition): (topic, partition) for topic, partition in partitions}
-    async with _direct_consumer(kafka) as consumer:
-        ends = await consumer.end_offsets(list(tps))
-        starts = {tp: end - 1 for tp, end in ends.items() if end > 0}
-        found = await _fetch(consumer, starts, through=starts, timeout=timeout)
-    return {name: ([(r.key, r.value) for r in found.get(tp, [])],
-                   sum(1 for r in found.get(tp, []) if r.offset >= ends[tp])) for tp, name in tps.items()}
-
-
-async def read_range(kafka: KafkaTarget, topic: str, partition: int, start: int, end: int, timeout: float = 30.0
-                     ) -> list[tuple[int, bytes | None, bytes]]:
-    """The records (offset, key, value) of one partition from `start` up to `end` (excluded)."""
-    from aiokafka import TopicPartition
-
-    tp = TopicPartition(topic, partition)
-    async with _direct_consumer(kafka) as consumer:
-        found = await _fetch(consumer, {tp: start}, through={tp: end - 1}, timeout=timeout)
-    return [(r.offset, r.key, r.value or b"") for r in found[tp] if r.offset < end]
-
-
-async def partition_bounds(kafka: KafkaTarget, topic: str, partition: int) -> tuple[int, int]:
-    """A partition's start offset and (reported) end offset."""
-    from aiokafka import TopicPartition
-
-    tp = TopicPartition(topic, partition)
-    async with _direct_consumer(kafka) as consumer:
-        starts = await consumer.beginning_offsets([tp])
-        ends = await consumer.end_offsets([tp])
-    return starts[tp], ends[tp]
-
-
-async def read_after(kafka: KafkaTarget, topic: str, starts: Mapping[int, int], timeout: float = 10.0
-                     ) -> dict[int, list[tuple[int, bytes | None, bytes, int]]]:
-    """The records (offset, key, value, timestamp in ms) of each partition from its start offset to its end."""
-    from aiokafka import TopicPartition
-
-    tps = {TopicPartition(topic, partition): partition for partition in starts}
-    async with _direct_consumer(kafka) as consumer:
-        found = await _fetch(consumer, {tp: starts[p] for tp, p in tps.items()}, timeout=timeout)
-    return {tps[tp]: [(r.offset, r.key, r.value or b"", r.timestamp) for r in records] for tp, records in found.items()}
-
-
 async def topic_depth(kafka: KafkaTarget, topic: str, known: dict[int, tuple[int, int]] | None,
                       timeout: float = 10.0) -> int:
     """The messages a topic holds: over its partitions, the true end offset minus the start offset.
@@ -1218,7 +1102,7 @@ async def topic_depth(kafka: KafkaTarget, topic: str, known: dict[int, tuple[int
     # a dead letter can hold a message near the broker's size limit: fetch it whole
     options = {**client_options(kafka), "max_partition_fetch_bytes": 32 * 1024 * 1024,
                "fetch_max_bytes": 64 * 1024 * 1024}
-    async with _direct_consumer(options) as consumer:
+    async with direct_consumer(options) as consumer:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             await consumer._client.force_metadata_update()
@@ -1232,7 +1116,7 @@ async def topic_depth(kafka: KafkaTarget, topic: str, known: dict[int, tuple[int
             return sum(max(0, ends[tp] - starts[tp]) for tp in tps)
         moved = {tp: ends[tp] - 1 for tp in tps
                  if ends[tp] > starts[tp] and known.get(tp.partition, (-1, -1))[0] != ends[tp]}
-        found = await _fetch(consumer, moved, through=moved, timeout=timeout) if moved else {}
+        found = await fetch_from(consumer, moved, through=moved, timeout=timeout) if moved else {}
     for tp in moved:
         records = found.get(tp) or []
         true_end = max(ends[tp], records[-1].offset + 1 if records else 0)
