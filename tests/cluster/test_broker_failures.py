@@ -50,7 +50,7 @@ from tests.streaming import (
     unique_names,
 )
 
-PRODUCE_SECONDS = 30.0  # the example's events, spread evenly over this long
+PRODUCE_SECONDS = 20.0  # the example's events, spread evenly over this long
 TICK = 0.1  # a slice of them every TICK seconds
 FAULT_AT = 4.0  # seconds into producing
 DOWN = 12.0  # how long a node stays killed, past the broker session timeout (then it takes seconds to start)
