@@ -19,6 +19,11 @@ offset, to read them again. Two things in that went wrong, each losing records f
 And aiokafka asks the group coordinator for committed offsets one partition at a time: 1.5 s
 for the judging stage's 24 partitions and changelogs on the embedded broker, on every start
 and rebalance. Here they are asked in one request.
+
+With static membership (MONITOR_INSTANCE_ID), Apache Kafka hands a restarted worker the
+assignment its former run was given, which names the former run's address; Faust's assignor
+asserts that the address is its own, and its failed assertion stops the consumer's group
+coordination for good. `InstanceAssignor` takes such an assignment as its own.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from faust.assignor import PartitionAssignor
+from faust.assignor.client_assignment import ClientMetadata
 from faust.transport.consumer import ensure_TPset
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +108,25 @@ def use_stream_consumer(app: Any, topics: frozenset[str]) -> None:
     consumer_class = type("StreamConsumer", (StreamConsumer,), {"stream_topics": topics})
     transport = app.transport
     transport.Consumer = consumer_class
+
+
+class InstanceAssignor(PartitionAssignor):
+    """Faust's assignor for a worker of a fixed instance id (Kafka static membership): an
+    assignment made for this instance's former run, at another address (its web port, or its
+    intake's, is chosen at each start), is taken as this run's."""
+
+    _former_url: str | None = None
+
+    @property
+    def _url(self) -> URL:
+        return URL(self._former_url) if self._former_url is not None else self.app.conf.canonical_url
+
+    def on_assignment(self, assignment: Any) -> None:
+        former = ClientMetadata.loads(self._decompress(assignment.user_data)).url
+        if former != str(self.app.conf.canonical_url):
+            log.info("given the assignment of this instance's former run (at %s): taken as its own", former)
+            self._former_url = former
+        try:
+            super().on_assignment(assignment)
+        finally:
+            self._former_url = None

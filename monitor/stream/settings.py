@@ -46,6 +46,12 @@ class WorkerSettings(MonitorSettings):
     session_timeout_seconds: float = Field(6.0, gt=0, description="Kafka consumer session timeout")
     heartbeat_seconds: float = Field(0.5, gt=0, description="Kafka consumer heartbeat interval")
     rebalance_timeout_seconds: float = Field(3.0, gt=0, description="Kafka consumer rebalance timeout")
+    instance_id: str | None = Field(
+        None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$",
+        description="a stable name of this worker (its host or pod name): started again under the same name "
+                    "after a crash, it takes its partitions back at once instead of waiting for its former "
+                    "session to expire (Kafka static membership, group.instance.id, in each of its consumer "
+                    "groups); two running workers must never share one. Unset: dynamic membership")
     metrics_max_series: int = Field(
         5000, ge=0, description="exporter x market pairs whose live compliance gauges one worker exports on "
                                 "/metrics (5 series per pair, and 1 per exporter); pairs past it are counted "

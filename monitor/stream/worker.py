@@ -53,7 +53,7 @@ from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
 from monitor.stream import checkpoint
-from monitor.stream.consumer import StreamConsumer, use_stream_consumer
+from monitor.stream.consumer import InstanceAssignor, StreamConsumer, use_stream_consumer
 from monitor.stream.envelope import Envelope, Origin, rejected
 from monitor.stream.intake import EVENT_ADAPTERS, input_progress, peek, reason_kind, valid_event, why_refused
 from monitor.stream.live import LiveNetwork, Published
@@ -107,6 +107,12 @@ STRAGGLER_PENDING_SECONDS = 10.0  # envelopes fetched but not handed over for th
 SENDER_SILENCE = 10.0  # seconds after which a sender's catching-up watermark no longer holds the clock back
 END_SETTLE_SECONDS = 2.0  # on a broker reporting ends short, a partition at its end delivered nothing this long
 PROGRESS_SECONDS = 0.5  # how often an intake tells every judging partition how far its input has got, if that moved
+
+
+def _assignor_options(settings: WorkerSettings) -> dict[str, Any]:
+    """Faust's assignor, or with an instance id (static membership) one that takes the assignment
+    of this instance's former run as its own (see monitor.stream.consumer)."""
+    return {"PartitionAssignor": InstanceAssignor} if settings.instance_id else {}
 
 
 def now_micros() -> Micros:
@@ -239,6 +245,8 @@ class StreamWorker:
             broker_session_timeout=s.session_timeout_seconds,
             broker_heartbeat_interval=s.heartbeat_seconds,
             broker_rebalance_timeout=s.rebalance_timeout_seconds,
+            consumer_group_instance_id=s.instance_id,  # static membership when set (a restart takes over at once)
+            **_assignor_options(s),
             broker_commit_interval=1.0,
             consumer_auto_offset_reset="earliest",
             consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,  # see monitor.kafka: a moved leader found in 10 s

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -47,7 +49,9 @@ def test_a_worker_delivers_the_alerts_it_publishes_to_the_webhooks(kafka_bootstr
     env = {"MONITOR_DATABASE_URL": url, "MONITOR_DATA_DIR": str(tmp_path), "MONITOR_WEBHOOKS": str(hooks),
            "MONITOR_WEBHOOK_POLL_SECONDS": "0.1", "MONITOR_AS_OF": expected["as_of"]}
     with WorkerProcess(kafka_bootstrap, names, tmp_path, env=env) as worker:
+        worker.wait_ready(120)
         asyncio.run(produce(kafka_bootstrap, records_of_lines(EXAMPLE_EVENTS.read_bytes().splitlines(), names)))
+        seen: dict[str, Any] = {}
 
         async def delivered_everything() -> bool:
             store = await HistoryStore.open(url)
@@ -55,10 +59,20 @@ def test_a_worker_delivers_the_alerts_it_publishes_to_the_webhooks(kafka_bootstr
                 rows = await outbox_rows(store)
             finally:
                 await store.close()
+            seen["missing"] = sorted(wanted - {r.alert_id for r in rows})
+            seen["statuses"] = dict(Counter(r.status for r in rows))
             # every alert `evaluate` finds for the automaker and its distributor, each transition delivered
-            return {r.alert_id for r in rows} >= wanted and all(r.status == "delivered" for r in rows)
+            return not seen["missing"] and all(r.status == "delivered" for r in rows)
 
-        took = asyncio.run(eventually(delivered_everything, 90, "the worker delivers every enqueued transition"))
+        try:
+            took = asyncio.run(eventually(delivered_everything, 90, "the worker delivers every enqueued transition"))
+        except AssertionError as exc:
+            warnings = [line for line in worker.tail(3000).splitlines()
+                        if " INFO " not in line and "mode.timers" not in line][-30:]
+            raise AssertionError(
+                f"{exc}: {len(seen.get('missing', []))} of {len(wanted)} alerts not enqueued "
+                f"({seen.get('missing', [])[:5]}), deliveries by status {seen.get('statuses')}, "
+                f"{len(receiver.receipts)} received; the worker's warnings:\n" + "\n".join(warnings)) from None
         assert worker.process is not None and worker.process.poll() is None, worker.tail()
 
     async def rows() -> list[tuple[str, str, int]]:

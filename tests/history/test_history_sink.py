@@ -105,8 +105,9 @@ async def test_the_sink_stores_the_topics_commits_after_and_a_replay_adds_nothin
 
 
 class _ConsumerThatStopsShort(HistorySink):
-    """A sink whose consumer delivers nothing (every assigned partition paused before each fetch):
-    the fault the embedded broker's consumer shows at the end of a quiet partition, made total."""
+    """A sink whose consumer delivers nothing (every assigned partition paused before each fetch, so it
+    never learns of an end either): the fault the embedded broker's consumer shows at the end of a
+    quiet partition, made total."""
 
     async def _connect(self) -> Any:
         consumer = await super()._connect()
@@ -130,7 +131,7 @@ async def test_records_the_consumer_leaves_out_at_a_quiet_end_are_read_directly_
     settings = make_sink(kafka_bootstrap, names, url, group)
     sink = _ConsumerThatStopsShort(bootstrap=kafka_bootstrap, names=names, group_id=group, store_url=url,
                                    policies=settings.policies, poll_seconds=0.1, recheck_seconds=3.0,
-                                   consumer_options=settings.consumer_options)
+                                   pending_seconds=3.0, consumer_options=settings.consumer_options)
     task = asyncio.create_task(sink.run())
     try:
         took = await eventually(lambda: _consumed(sink, 25), 30, "the sink reads every record directly")
@@ -138,7 +139,8 @@ async def test_records_the_consumer_leaves_out_at_a_quiet_end_are_read_directly_
         # a record written later, to a partition already read to its end, is read at the next recheck
         later = alert(9, exporter="EXP-1")
         await produce(kafka_bootstrap, [(names.alerts, later["alert_id"].encode(), orjson.dumps(later))])
-        await eventually(lambda: _consumed(sink, 26), 15, "the sink reads the later record directly")
+        await eventually(lambda: _transitions_are(url, 15), 30, "the sink stores the later record")
+        await eventually(lambda: _committed(kafka_bootstrap, group, names, sink), 10, "its offset committed")
     finally:
         await stop(task)
     print(f"\n{sink.stats} in {took:.1f} s")
