@@ -5,6 +5,7 @@ each beside its baseline measured in the same run on the same broker.
     python bench/takeover_bench.py --quick            # a smoke run: 40 days and 4 days (~5 minutes)
     python bench/takeover_bench.py --only replay      # or: memory (the histories, RSS and takeover)
     python bench/takeover_bench.py --broker kafka     # on Apache Kafka (KRaft, one node) instead
+    python bench/takeover_bench.py --instance-id      # the killed worker restarted under its MONITOR_INSTANCE_ID
 
 1. **replay**: as `monitor demo` does, a worker on the wall clock is started, then 30 days of a
    5-exporter network are produced at 2,000 events/s (faster than real time) and the network
@@ -16,7 +17,8 @@ each beside its baseline measured in the same run on the same broker.
    simulator's rates scaled down to about 200,000 tickets) and a tenth of it (the same network,
    the last 36 days) are produced as a backlog, each on topics of its own; a worker judges it
    to the end and checkpoints it; its resident memory is read then; it is killed -9 and a new
-   worker started in its group. Kill -9 to settled is until the new worker holds every
+   worker started in its group (with --instance-id: the same instance started again, Kafka static
+   membership). Kill -9 to settled is until the new worker holds every
    partition, has restored its exporters and judges again (`/healthz`), with the events it
    judged again (`monitor_takeover_events_rejudged_total`). The tenth is the year's baseline.
 
@@ -124,7 +126,7 @@ def _health(worker: Worker) -> dict[str, Any]:
     return json.loads(body) if body else {}
 
 
-def history_and_takeover(bootstrap: str, workdir: Path, days: int, label: str) -> dict[str, Any]:
+def history_and_takeover(bootstrap: str, workdir: Path, days: int, label: str, instance_id: bool) -> dict[str, Any]:
     prefix = unique_prefix(f"history-{days}")
     spec = _spec(days)
     progress(f"{label}: producing {days} days of a {spec.exporters}-exporter network …")
@@ -132,6 +134,8 @@ def history_and_takeover(bootstrap: str, workdir: Path, days: int, label: str) -
     total = backlog["records"]
     progress(f"{label}: {total:,} records produced in {backlog['seconds']:.0f} s; a worker judges them …")
     env = {"MONITOR_CHECKPOINT_SECONDS": "10"}
+    if instance_id:  # the new worker is the killed one started again under its name (static membership)
+        env["MONITOR_INSTANCE_ID"] = f"bench-{days}"
     first = Worker(f"worker ({label})", bootstrap, prefix, workdir, env=env)
     started = time.monotonic()
     try:
@@ -192,6 +196,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="40 days and 4 days instead of a year and a tenth")
     parser.add_argument("--only", default="replay,memory", help="comma-separated parts: replay, memory")
     parser.add_argument("--broker", choices=("embedded", "kafka"), default="embedded")
+    parser.add_argument("--instance-id", action="store_true",
+                        help="memory: the killed worker and the one taking over share MONITOR_INSTANCE_ID (a restart "
+                             "of the same instance, Kafka static membership); default: a new worker in the group")
     parser.add_argument("--json", action="store_true", help="also write the figures to bench/out/takeover.json")
     options = parser.parse_args()
     parts = {p.strip() for p in options.only.split(",") if p.strip()}
@@ -214,8 +221,8 @@ def main() -> int:
                                                   live_seconds=20.0, wall_clock_only=wall)
         if "memory" in parts:
             year, tenth = (40, 4) if options.quick else (365, 36)
-            results["tenth"] = history_and_takeover(broker.bootstrap, workdir, tenth, "a tenth")
-            results["year"] = history_and_takeover(broker.bootstrap, workdir, year, "the year")
+            results["tenth"] = history_and_takeover(broker.bootstrap, workdir, tenth, "a tenth", options.instance_id)
+            results["year"] = history_and_takeover(broker.bootstrap, workdir, year, "the year", options.instance_id)
     except KeyboardInterrupt:
         progress("interrupted")
         return 130
@@ -236,6 +243,8 @@ def main() -> int:
         year, tenth = results["year"], results["tenth"]
         rss_ratio = (year["rss_kib"] or 0) / (tenth["rss_kib"] or 1)
         take_ratio = year["kill_to_settled"] / tenth["kill_to_settled"]
+        by = "the killed worker started again under its instance id" if options.instance_id else "a new worker"
+        print(f"\ntakeover by {by}")
         print("\n| history | records | judged in | worker RSS | peak RSS | kill -9 to settled | events judged again "
               "| RSS after takeover |")
         print("|---|---|---|---|---|---|---|---|")
