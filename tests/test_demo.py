@@ -48,7 +48,7 @@ def _get(url: str, token: str) -> dict[str, object]:
 
 
 def test_demo_shows_events_and_alerts_then_stops_everything(tmp_path: Path) -> None:
-    demo = _start(tmp_path, "--duration", "30")
+    demo = _start(tmp_path, "--duration", "20")
     output, _ = demo.communicate(timeout=180)
     assert demo.returncode == 0, output
     lines = [line for line in output.splitlines() if line.startswith("events in")]

@@ -262,8 +262,9 @@ def test_a_worker_stores_every_alert_it_publishes(kafka_bootstrap: str, tmp_path
             took = asyncio.run(eventually(stored_everything, 30, "the worker's sink stores every alert"))
         except AssertionError as exc:
             where = asyncio.run(_where_the_sink_is(kafka_bootstrap, f"{worker.app_id}-history", names.alerts))
-            log = [line for line in worker.tail(2000).splitlines()  # the sink's lines, and every warning
-                   if "mode.timers" not in line and ("history" in line or " INFO " not in line)][-40:]
+            log = [line for line in worker.tail(2000).splitlines()  # the sink's and groups' lines, every warning
+                   if line[:2].isdigit() and "mode.timers" not in line
+                   and ("history" in line or "group_coordinator" in line or " INFO " not in line)][-40:]
             raise AssertionError(f"{exc}: {len(differences)} alerts differ (published, stored): "
                                  f"{list(differences.items())[:3]}\nthe sink's group on the alerts topic "
                                  f"(partition: committed, end): {where}; {_sink_figures(worker)}\n"
