@@ -247,12 +247,13 @@ class HistorySink:
 
         from monitor.kafka.reads import records_after
 
-        quiet = [tp for tp in consumer.assignment()
-                 if now - (came := left_out.delivered.get(tp, left_out.since)) >= QUIET_SECONDS
-                 and ((checked := left_out.checked.get(tp)) is None or checked < came
-                      or now - checked >= self.recheck_seconds)]
         starts: dict[TopicPartition, int] = {}
-        for tp in quiet:
+        for tp in consumer.assignment():
+            came = left_out.delivered.get(tp, left_out.since)
+            checked = left_out.checked.get(tp)
+            if now - came < QUIET_SECONDS or (checked is not None and checked >= came
+                                               and now - checked < self.recheck_seconds):
+                continue  # not quiet, or read past its position since it went quiet and not due again
             try:
                 position = await asyncio.wait_for(consumer.position(tp), 1.0)
                 known_end = consumer.highwater(tp)  # from its last fetch; None before its first
@@ -260,7 +261,6 @@ class HistorySink:
                 continue
             # the consumer knows of more (or has not fetched yet): the records come in their turn, unless
             # they have not for `pending_seconds` (the embedded broker's short end can be that "more")
-            came = left_out.delivered.get(tp, left_out.since)
             if (known_end is None or known_end > position) and now - came < self.pending_seconds:
                 continue
             starts[tp] = position

@@ -45,7 +45,7 @@ async def direct_consumer(kafka: KafkaTarget) -> AsyncIterator[Any]:
 
 
 async def fetch_from(consumer: Any, starts: Mapping[Any, int], *, through: Mapping[Any, int] | None = None,
-                 timeout: float = 10.0) -> dict[Any, list[Any]]:
+                     timeout: float = 10.0) -> dict[Any, list[Any]]:
     """The records of each partition from its start offset.
 
     With `through`, up to the fetch that reaches that offset (a fetch returns whole batches, so

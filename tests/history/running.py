@@ -17,12 +17,14 @@ from monitor.stream.topics import TopicNames
 FAST_GROUP = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 300, "rebalance_timeout_ms": 2000}
 
 
-def make_sink(bootstrap: str, names: TopicNames, url: str, group: str, **options: Any) -> HistorySink:
-    """A sink of the default policy's versions that joins its group and retries quickly (`options` win)."""
+def make_sink(bootstrap: str, names: TopicNames, url: str, group: str, *,
+              kind: type[HistorySink] = HistorySink, **options: Any) -> HistorySink:
+    """A sink (of `kind`) of the default policy's versions that joins its group and retries quickly
+    (`options` win)."""
     settings: dict[str, Any] = {
         "policies": applied_policies(PolicyBook(DEFAULT_POLICY).describe(["2026.1"])), "poll_seconds": 0.1,
         "backoff_initial": 0.05, "backoff_max": 0.5, "consumer_options": FAST_GROUP, **options}
-    return HistorySink(bootstrap=bootstrap, names=names, group_id=group, store_url=url, **settings)
+    return kind(bootstrap=bootstrap, names=names, group_id=group, store_url=url, **settings)
 
 
 async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:

@@ -58,14 +58,17 @@ def records(names: TopicNames) -> list[tuple[str, bytes | None, bytes | None]]:
     return out
 
 
+async def topics_holding_records(bootstrap: str, tmp_path: Path) -> tuple[TopicNames, str, str]:
+    """New topics of two partitions holding `records`, with a store URL and a sink group for them."""
+    names = unique_names()
+    await ensure_topics(bootstrap, names, partitions=2)
+    await produce(bootstrap, records(names))  # type: ignore[arg-type]
+    return names, f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}", f"{names.prefix}monitor-history"
+
+
 async def test_the_sink_stores_the_topics_commits_after_and_a_replay_adds_nothing(
         kafka_bootstrap: str, tmp_path: Path) -> None:
-    names = unique_names()
-    await ensure_topics(kafka_bootstrap, names, partitions=2)
-    await produce(kafka_bootstrap, records(names))  # type: ignore[arg-type]
-    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
-    group = f"{names.prefix}monitor-history"
-
+    names, url, group = await topics_holding_records(kafka_bootstrap, tmp_path)
     sink = make_sink(kafka_bootstrap, names, url, group)
     task = asyncio.create_task(sink.run())
     try:
@@ -123,15 +126,9 @@ class _ConsumerThatStopsShort(HistorySink):
 
 async def test_records_the_consumer_leaves_out_at_a_quiet_end_are_read_directly_stored_and_committed(
         kafka_bootstrap: str, tmp_path: Path) -> None:
-    names = unique_names()
-    await ensure_topics(kafka_bootstrap, names, partitions=2)
-    await produce(kafka_bootstrap, records(names))  # type: ignore[arg-type]
-    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
-    group = f"{names.prefix}monitor-history"
-    settings = make_sink(kafka_bootstrap, names, url, group)
-    sink = _ConsumerThatStopsShort(bootstrap=kafka_bootstrap, names=names, group_id=group, store_url=url,
-                                   policies=settings.policies, poll_seconds=0.1, recheck_seconds=3.0,
-                                   pending_seconds=3.0, consumer_options=settings.consumer_options)
+    names, url, group = await topics_holding_records(kafka_bootstrap, tmp_path)
+    sink = make_sink(kafka_bootstrap, names, url, group, kind=_ConsumerThatStopsShort, recheck_seconds=3.0,
+                     pending_seconds=3.0)
     task = asyncio.create_task(sink.run())
     try:
         took = await eventually(lambda: _consumed(sink, 25), 30, "the sink reads every record directly")
