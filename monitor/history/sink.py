@@ -241,7 +241,7 @@ class HistorySink:
         then every `recheck_seconds`; after `pending_seconds` when its consumer knows of more, or
         has not fetched yet): records written more than QUIET_SECONDS ago are stored and
         committed, and the consumer is moved past them. Counted by
-        `monitor_history_records_read_directly_total`; 0 on Apache Kafka in the tests.
+        `monitor_history_records_read_directly_total`.
         """
         from aiokafka.errors import KafkaError
 
