@@ -70,6 +70,7 @@ class WorkerProcess:
         self.arguments = list(arguments)  # the worker command's own options, like --no-history
         self.names = names
         self.web_port = free_port()
+        self.name = name
         self.log_path = log_dir / f"{name}-{self.web_port}.log"
         self.app_id = app_id or f"{names.prefix}monitor"
         self.env = {**os.environ, "MONITOR_KAFKA_BOOTSTRAP": bootstrap, "MONITOR_TOPIC_PREFIX": names.prefix,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,18 @@ from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, to_micros
 from monitor.stream import checkpoint
 from monitor.stream.live import LiveNetwork
-from tests.test_live_judgement import AS_OF, EXAMPLE, EXPECTED, REGISTRY, Recorded, _assert_agrees, _standing
+from tests.builders import ticket
+from tests.test_live_judgement import (
+    AS_OF,
+    EXAMPLE,
+    EXPECTED,
+    REGISTRY,
+    Recorded,
+    _assert_agrees,
+    _event,
+    _one_exporter,
+    _standing,
+)
 
 POLICY = PolicyBook(DEFAULT_POLICY)
 SHUFFLED = 400 * 24 * HOUR  # a horizon longer than the example: any event shuffled weeks late re-judges history
@@ -28,6 +40,10 @@ def _feed(network: LiveNetwork, events: list, flush_every: int = 300) -> int:
         if index % flush_every == 0:
             network.flush(clock, clock - HOUR)
     return clock
+
+
+def _tickets(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in messages if m["obligation"] == "response_48h"]
 
 
 def _taken_over(network: Recorded) -> Recorded:
@@ -92,3 +108,26 @@ def test_a_checkpoint_of_another_format_is_refused_not_half_read(monkeypatch: py
     monkeypatch.undo()
     with pytest.raises(checkpoint.FormatRefused, match=f"format {checkpoint.FORMAT + 1}, this worker reads"):
         checkpoint.thaw(blob, network.registry, POLICY, {})
+
+
+def test_an_alert_published_after_the_checkpoint_is_retracted_when_the_events_since_withdraw_it() -> None:
+    """The previous owner checkpointed a ticket before its at-risk point, then its clock passed
+    that point (a warning published) and it was killed. The worker taking over has a checkpoint
+    that shows no alert for the ticket, and the published record that shows the warning open:
+    the cancellation among the events since the checkpoint must retract the warning."""
+    network = LiveNetwork(_one_exporter(), POLICY)
+    opened = _event(ticket("e1", "opened", "2026-03-01T10:00:00Z"))
+    at = to_micros(opened.occurred_at)
+    network.add(at, opened)
+    assert _tickets(network.flush(at + HOUR, at + HOUR)) == []
+    live = network.exporters[opened.exporter_id]
+    blob = checkpoint.freeze(live)  # the ticket judged, nothing raised yet
+    warned = _tickets(network.flush(at + 40 * HOUR, at + 40 * HOUR))
+    assert [(m["severity"], m["status"]) for m in warned] == [("warning", "open")]
+
+    taking_over = LiveNetwork(_one_exporter(), POLICY)
+    taking_over.adopt(checkpoint.thaw(blob, taking_over.registry, POLICY, dict(live.published)))
+    cancelled = _event(ticket("e2", "cancelled", "2026-03-02T09:00:00Z"))  # before the at-risk point
+    taking_over.add(to_micros(cancelled.occurred_at), cancelled)
+    messages = _tickets(taking_over.flush(at + 41 * HOUR, at + 41 * HOUR))
+    assert [(m["alert_id"], m["status"]) for m in messages] == [(warned[0]["alert_id"], "retracted")]

@@ -222,6 +222,12 @@ def describe_difference(messages: list[dict[str, Any]], scenario: Scenario) -> s
               f"{standing[k]['subject']} {standing[k]['status']}" for k in extra[:15]]
     lines += [f"  {k}: {standing[k]['obligation']} {standing[k]['subject']} is {standing[k]['status']}, "
               f"evaluate says {wanted[k]}" for k in other[:15]]
+    # what was published of each, in order: which clock raised it, when, and with what evidence
+    for k in [*missing, *extra, *other][:5]:
+        lines.append(f"  messages of {k}:")
+        lines += [f"    {m['status']} {m['severity']} clock={m.get('clock')} raised_at={m['raised_at']} "
+                  f"opened_at={m['opened_at']} evidence={orjson.dumps(m.get('evidence')).decode()}"
+                  for m in messages if m.get("alert_id") == k]
     return "\n".join(lines)
 
 
@@ -459,7 +465,13 @@ def test_a_takeover_after_a_long_history_judges_again_only_the_input_since_the_c
     assert others == [], "the table holds checkpoints and floors only"
     assert floors, "each partition's floor is written"
     assert rejudged <= tail, "only the events since the checkpoint are judged again"
-    check_alerts(messages, scenario, "taking over")
+    try:
+        check_alerts(messages, scenario, "taking over")
+    except AssertionError as exc:  # what both workers said of the takeover and of anything unusual
+        said = [f"{w.name}: {line}" for w in (first, second) for line in w.tail(5000).splitlines()
+                if line[:2].isdigit() and (" INFO monitor." in line or " WARNING " in line or " ERROR " in line)
+                and "mode.timers" not in line]
+        raise AssertionError(f"{exc}\n" + "\n".join(said[-60:])) from None
     check_figures(figures, scenario, "taking over")
 
 

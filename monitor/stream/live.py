@@ -451,10 +451,11 @@ class LiveExporter:
         self.dirty_tickets.clear()
 
     def _published_before(self, ticket_id: str, alerts: dict[str, AlertRecord]) -> list[str]:
-        """Alerts of this ticket published before this process started and no longer raised:
-        they are retracted too (found once, when the ticket is first judged here)."""
-        if ticket_id in self.views:
-            return []
+        """Alerts of this ticket published before this process took the exporter over and no
+        longer raised: they are retracted too (found once, when the ticket is first judged here).
+
+        The published record may be ahead of the checkpoint the exporter was restored from, so a
+        ticket's view there (its alerts as of the checkpoint) does not show every alert published."""
         if self._published_tickets is None:
             self._published_tickets = {}
             for alert_id, message in self.published.items():
