@@ -185,6 +185,20 @@ def test_on_a_broker_reporting_ends_short_a_partition_at_its_end_holds_until_it_
     assert on_kafka == (T0, True)
 
 
+def test_on_a_broker_reporting_ends_short_a_partition_short_of_its_true_end_holds_however_long_it_pauses() -> None:
+    """Its last batch read directly shows records not routed yet: a pause in its delivery (a
+    worker starved of CPU for seconds) does not let the clock pass them; once its routing reaches
+    the true end it holds no more, however recently it delivered."""
+    lag = {TICKETS: 5000, OUTLETS: -12}
+    latest = {TICKETS: T0, OUTLETS: T0 - 30 * HOUR}
+    paused = input_progress(lag, latest, {OUTLETS: 90.0}, unread=False, catch_up_lag=1000, settle=2.0, now=100.0,
+                            true_end={OUTLETS: False})
+    assert paused == (T0 - 30 * HOUR, True)
+    at_end = input_progress(lag, latest, {OUTLETS: 99.9}, unread=False, catch_up_lag=1000, settle=2.0, now=100.0,
+                            true_end={OUTLETS: True})
+    assert at_end == (T0, True)
+
+
 def test_live_a_late_message_at_a_partitions_end_holds_nobodys_clock() -> None:
     lag = {TICKETS: 0, OUTLETS: 0}
     latest = {TICKETS: T0, OUTLETS: T0 - 30 * HOUR}  # an outlet's heartbeat a day late, just delivered

@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from monitor.contracts.policy import DEFAULT_POLICY
 from monitor.embedded.deviations import reports_short_end_offsets
-from monitor.kafka.reads import last_batches, read_range
+from monitor.kafka.reads import last_batches, read_range, true_ends
 from monitor.obligations.policy import PolicyBook
 from monitor.stream.settings import WorkerSettings
 from monitor.stream.worker import StreamWorker, topic_depth
@@ -73,6 +73,13 @@ def test_the_last_batch_is_read_to_its_true_end_whatever_end_offset_the_broker_r
         assert reported == 21 and tail == [(b"k19", b"v19")], "Apache Kafka reports the true end"
     else:
         assert reported < 21, "the embedded broker reports the end of a partition short"
+
+
+def test_a_partitions_true_end_is_one_past_its_last_record_whatever_end_the_broker_reports(
+        kafka_bootstrap: str) -> None:
+    topic = f"test.true-end.{uuid4().hex[:12]}"
+    asyncio.run(_one_batch(kafka_bootstrap, topic, 20))
+    assert asyncio.run(true_ends(kafka_bootstrap, [(topic, 0)])) == {(topic, 0): 21}
 
 
 def test_the_worker_reads_past_reported_ends_on_the_embedded_broker_only(kafka_bootstrap: str,

@@ -99,6 +99,21 @@ async def last_batches(kafka: KafkaTarget, partitions: list[tuple[str, int]], ti
                    sum(1 for r in found.get(tp, []) if r.offset >= ends[tp])) for tp, name in tps.items()}
 
 
+async def true_ends(kafka: KafkaTarget, partitions: list[tuple[str, int]], timeout: float = 2.0
+                    ) -> dict[tuple[str, int], int]:
+    """Each partition's true end offset: one past the last record of the batch its reported end
+    falls in (the reported end itself on a broker that reports true ends). TimeoutError when a
+    partition's last record cannot be read within `timeout` seconds."""
+    from aiokafka import TopicPartition
+
+    tps = {TopicPartition(topic, partition): (topic, partition) for topic, partition in partitions}
+    async with direct_consumer(kafka) as consumer:
+        ends = await consumer.end_offsets(list(tps))
+        starts = {tp: end - 1 for tp, end in ends.items() if end > 0}
+        found = await fetch_from(consumer, starts, through=starts, timeout=timeout)
+    return {name: max([ends[tp], *(r.offset + 1 for r in found.get(tp, []))]) for tp, name in tps.items()}
+
+
 async def read_range(kafka: KafkaTarget, topic: str, partition: int, start: int, end: int, timeout: float = 30.0
                      ) -> list[tuple[int, bytes | None, bytes]]:
     """The records (offset, key, value) of one partition from `start` up to `end` (excluded)."""

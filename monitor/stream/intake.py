@@ -8,6 +8,7 @@ routed is validated in full here, so its dead-letter reason names the problem.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -54,7 +55,8 @@ def peek(value: bytes) -> tuple[str | None, Micros | None]:
 
 def input_progress(lag: dict[Partition, int], latest: dict[Partition, Micros], routed_at: dict[Partition, float], *,
                    unread: bool, catch_up_lag: int, settle: float | None, now: float,
-                   caught_up_at: float | None = None) -> tuple[Micros | None, bool]:
+                   caught_up_at: float | None = None,
+                   true_end: Mapping[Partition, bool] | None = None) -> tuple[Micros | None, bool]:
     """How far event time has surely got on an intake's input partitions, and whether it is
     catching up on a backlog: the latest event time of the partitions still holding unread
     messages (everything older has been forwarded, each partition being about in event-time
@@ -66,14 +68,19 @@ def input_progress(lag: dict[Partition, int], latest: dict[Partition, Micros], r
     reports ends short (the embedded one: the start of the last record batch, `settle` set)
     may still have the rest of that batch to deliver, days of event time on a quiet topic: there,
     while a backlog is read and for `settle` seconds after (`caught_up_at`: when it last stopped
-    catching up, None while it is or before its first stamp), a partition counts as read to its end only once it has
-    also delivered nothing for `settle` seconds, else the clock could pass event times it has
-    yet to deliver. Live, when a backlog is long over, a late message holds nobody's clock.
+    catching up, None while it is or before its first stamp), a partition at its reported end
+    counts as read to its end only once its true end is known to be reached (`true_end`: True
+    for a partition whose last batch, read directly, ends where its routing has got, False for
+    one whose last batch holds records not routed yet), else, not known, once it has also
+    delivered nothing for `settle` seconds: the clock must not pass event times it has yet to
+    deliver. Live, when a backlog is long over, a late message holds nobody's clock.
     """
     behind = [tp for tp, waiting in lag.items() if waiting > 0]
     catching_up = unread or sum(lag[tp] for tp in behind) > catch_up_lag
     if settle is not None and (catching_up or caught_up_at is None or now - caught_up_at < settle):
-        behind += [tp for tp, waiting in lag.items() if waiting <= 0 and routed_at.get(tp, 0.0) > now - settle]
+        ends = true_end or {}
+        behind += [tp for tp, waiting in lag.items() if waiting <= 0
+                   and (not ends[tp] if tp in ends else routed_at.get(tp, 0.0) > now - settle)]
     known = [latest[tp] for tp in behind if tp in latest]
     return (0 if unread else min(known) if known else None), catching_up
 

@@ -48,7 +48,15 @@ from monitor.contracts.events import ServiceTicketEvent
 from monitor.contracts.outputs import ClockState
 from monitor.contracts.registry import ExporterRegistration
 from monitor.kafka import METADATA_MAX_AGE_MS, KafkaTarget, client_options, faust_broker_options, kafka_client_options
-from monitor.kafka.reads import direct_consumer, fetch_from, last_batches, partition_bounds, read_after, read_range
+from monitor.kafka.reads import (
+    direct_consumer,
+    fetch_from,
+    last_batches,
+    partition_bounds,
+    read_after,
+    read_range,
+    true_ends,
+)
 from monitor.obligations.clock import CAUGHT_UP, InputProgress
 from monitor.obligations.policy import PolicyBook
 from monitor.obligations.timebase import HOUR, SECOND, Micros, stamp, to_micros
@@ -176,6 +184,7 @@ class StreamWorker:
         self.short = {getattr(names, attr): short for attr, short in (
             ("tickets", "service-tickets"), ("stock", "parts-stock"), ("outlets", "outlet-status"),
             ("registry", "registry"))}
+        self.topic_of = {short: topic for topic, short in self.short.items()}
         self.as_of = to_micros(settings.as_of) if settings.as_of is not None else None
         self.window = round(settings.reorder_window_seconds * SECOND)
         # with a fixed "now", an exporter counts as quiet as soon as the worker has read everything
@@ -193,6 +202,9 @@ class StreamWorker:
         self.routed_at: dict[tuple[str, int], float] = {}  # intake: when each input partition last delivered
         self.lag: dict[tuple[str, int], int] = {}  # intake: messages behind per input partition
         self.read_to: dict[tuple[str, int], int] = {}  # intake: the last offset routed per event partition
+        # intake, on a broker reporting ends short: (reported end, true end) of event partitions read to their
+        # reported end, from a direct read of the last batch
+        self.true_ends: dict[tuple[str, int], tuple[int, int]] = {}
         self.inputs_unread = False  # intake: an event partition has records waiting and none routed yet
         self._progress_sent: tuple[tuple[Micros | None, bool], float] | None = None  # intake: last stamp alone
         self._caught_up_at: float | None = None  # intake: when it last stopped catching up (None: while it is)
@@ -514,12 +526,53 @@ class StreamWorker:
         now = time.monotonic()
         watermark, catching_up = input_progress(
             self.lag, self.latest, self.routed_at, unread=self.inputs_unread, catch_up_lag=self.settings.catch_up_lag,
-            settle=END_SETTLE_SECONDS if self.short_end_offsets else None, now=now, caught_up_at=self._caught_up_at)
+            settle=END_SETTLE_SECONDS if self.short_end_offsets else None, now=now, caught_up_at=self._caught_up_at,
+            true_end=self._at_true_end() if self.short_end_offsets else None)
         if catching_up:
             self._caught_up_at = None
         elif self._caught_up_at is None:
             self._caught_up_at = now
         return watermark, catching_up
+
+    def _reported_end(self, tp_key: tuple[str, int]) -> int | None:
+        """An input partition's end offset as its consumer's last fetch reported it (None when not known)."""
+        try:
+            return int(self.app.consumer.highwater(TP(self.topic_of[tp_key[0]], tp_key[1])))
+        except Exception:  # not fetched yet, or no longer assigned
+            return None
+
+    def _at_true_end(self) -> dict[tuple[str, int], bool]:
+        """Of the event partitions read to their reported end whose true end was read since that end
+        last moved: whether the routing has reached the true end."""
+        found: dict[tuple[str, int], bool] = {}
+        for tp_key, (reported, true_end) in self.true_ends.items():
+            if self._reported_end(tp_key) == reported and self.lag.get(tp_key, 1) <= 0:  # else the time rule
+                found[tp_key] = self.read_to.get(tp_key, -1) + 1 >= true_end
+        return found
+
+    async def _read_true_ends(self) -> None:
+        """On a broker reporting ends short, while a backlog is read and just after: read the last
+        batch of each event partition routed to its reported end since that end moved, to learn
+        whether records past it are still to come (`_at_true_end`)."""
+        now = time.monotonic()
+        if not self.short_end_offsets or (self._caught_up_at is not None
+                                          and now - self._caught_up_at >= END_SETTLE_SECONDS):
+            return
+        due: dict[tuple[str, int], int] = {}  # (topic, partition) -> the end its consumer reported
+        for tp_key, waiting in self.lag.items():
+            end = self._reported_end(tp_key)
+            if (waiting <= 0 and tp_key[0] in EVENT_TOPICS and end is not None
+                    and self.true_ends.get(tp_key, (None, 0))[0] != end):
+                due[(self.topic_of[tp_key[0]], tp_key[1])] = end
+        if not due:
+            return
+        try:
+            ends = await true_ends(kafka_client_options(self.settings), list(due))
+        except (TimeoutError, KafkaError, OSError) as exc:  # the time rule holds meanwhile
+            log.debug("reading the true ends of %d input partitions failed (%r)", len(due), exc)
+            return
+        for (topic_name, partition), true_end in ends.items():  # read after the consumer's end: at least as far
+            self.true_ends[(self.short[topic_name], partition)] = (due[(topic_name, partition)], true_end)
 
     async def _send_progress(self) -> None:
         """Tell every judging partition how far this intake's input has got when that moved with
@@ -528,6 +581,9 @@ class StreamWorker:
         SENDER_SILENCE (so that the judging knows this intake is there): an empty envelope."""
         if not self.lag or self._batch_stamp is not None:
             return  # nothing routed yet, or a batch still being sent (a stamp now would count its records)
+        await self._read_true_ends()
+        if self._batch_stamp is not None:
+            return  # a batch began while the ends were read
         self.inputs_unread = self._any_not_yet_read()
         stamp_now, now = self._progress(), time.monotonic()
         if self._progress_sent is not None:
@@ -550,7 +606,7 @@ class StreamWorker:
         revoked: set[TP] = args[0]
         for tp in revoked:
             tp_key = (self.short.get(tp.topic, tp.topic), tp.partition)
-            for seen in (self.lag, self.latest, self.routed_at, self.read_to):
+            for seen in (self.lag, self.latest, self.routed_at, self.read_to, self.true_ends):
                 seen.pop(tp_key, None)
 
     def _any_not_yet_read(self) -> bool:
