@@ -23,7 +23,7 @@ REPLICATION = 3
 MIN_INSYNC = 2
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # six JVMs: stopped once this folder's tests are done, not at the session's end
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaCluster]:
     cluster = KafkaCluster(tmp_path_factory.mktemp("kafka-cluster"), brokers=3, controllers=3,
                            broker_config={"min.insync.replicas": str(MIN_INSYNC),

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from monitor.history.sink import HistorySink
-from monitor.history.store import HistoryStore
+from monitor.history.store import HistoryStore, Source
 from monitor.stream.topics import TopicNames, ensure_topics
 from tests.history.records import alert, dump, registration, snapshot
 from tests.history.running import eventually, make_sink, stop
@@ -207,7 +209,7 @@ def _sink_figures(worker: WorkerProcess) -> str:
         return ", ".join(f"{name} {metric(worker, name):g}" for name in (
             "monitor_history_records_consumed_total", "monitor_history_rows_written_total",
             "monitor_history_batches_committed_total", "monitor_history_store_retries_total",
-            "monitor_history_records_read_directly_total"))
+            "monitor_history_records_read_directly_total", "monitor_history_write_stalls_total"))
     except OSError as exc:
         return f"(its /metrics could not be read: {exc!r})"
 
@@ -219,6 +221,20 @@ async def _transitions_are(url: str, wanted: int) -> bool:
         return await count_transitions(url) >= wanted
     except Exception:  # the sink may still be creating the schema
         return False
+
+
+def _history_stacks(worker: WorkerProcess) -> str:
+    """Every thread's and task's stack in the worker's history stage (SIGUSR1), from its log."""
+    found = re.search(r"history stage started \(pid (\d+)\)", worker.tail(100_000))
+    if found is None:
+        return "(the history stage's pid is not in the log)"
+    before = len(worker.tail(1_000_000).splitlines())
+    try:
+        os.kill(int(found[1]), signal.SIGUSR1)
+    except ProcessLookupError:
+        return "(the history stage is gone)"
+    time.sleep(2.0)
+    return "\n".join(worker.tail(1_000_000).splitlines()[before:][:300])
 
 
 def test_a_worker_stores_every_alert_it_publishes(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -256,7 +272,8 @@ def test_a_worker_stores_every_alert_it_publishes(kafka_bootstrap: str, tmp_path
             return not differences
 
         try:
-            took = asyncio.run(eventually(stored_everything, 30, "the worker's sink stores every alert"))
+            # within 30 s, or 30 s past the sink's write timeout (20 s) should a write get no answer
+            took = asyncio.run(eventually(stored_everything, 50, "the worker's sink stores every alert"))
         except AssertionError as exc:
             where = asyncio.run(_where_the_sink_is(kafka_bootstrap, f"{worker.app_id}-history", names.alerts))
             log = [line for line in worker.tail(2000).splitlines()  # the sink's and groups' lines, every warning
@@ -265,7 +282,8 @@ def test_a_worker_stores_every_alert_it_publishes(kafka_bootstrap: str, tmp_path
             raise AssertionError(f"{exc}: {len(differences)} alerts differ (published, stored): "
                                  f"{list(differences.items())[:3]}\nthe sink's group on the alerts topic "
                                  f"(partition: committed, end): {where}; {_sink_figures(worker)}\n"
-                                 + "\n".join(log)) from None
+                                 + "\n".join(log) + "\nwhere the history stage waits:\n"
+                                 + _history_stacks(worker)) from None
         assert worker.process is not None and worker.process.poll() is None, worker.tail()
         figures = _sink_figures(worker)
     print(f"\n{len(published)} alert messages published, {len(latest)} alerts; stored {took:.1f} s after; {figures}")
@@ -311,3 +329,30 @@ async def test_a_session_timeout_apache_kafka_refuses_stops_the_sink_naming_the_
         assert "MONITOR_SESSION_TIMEOUT_SECONDS" in str(exc) and "3000 ms" in str(exc)
     else:
         raise AssertionError("the sink ran with a session timeout the broker refuses")
+
+
+class _StallingOnce(HistoryStore):
+    """A real store whose first batch write never gets its answer, as a driver that lost it."""
+
+    stalled = 0
+
+    async def record_batch_counts(self, items: list[Any]) -> dict[str, int]:
+        if not self.stalled:
+            self.stalled += 1
+            async with self.write_transaction():  # the write lock taken, then no answer
+                await asyncio.Event().wait()
+        return await super().record_batch_counts(items)
+
+
+async def test_a_batch_write_that_gets_no_answer_is_given_up_and_written_on_new_connections(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'history.sqlite3'}"
+    store = await _StallingOnce.open(url)
+    sink = make_sink("127.0.0.1:9", TopicNames.of("t."), url, "g", write_timeout=0.5)
+    items = [("alert", alert(n), Source("t.alerts", 0, n)) for n in range(3)]
+    try:
+        await asyncio.wait_for(sink._retrying("writing a batch", lambda: sink._write(store, items)), 10)
+        found, _ = await store.alerts(exporters=None, limit=10)
+    finally:
+        await store.close()
+    assert store.stalled == 1 and sink.stats.retries == 1
+    assert sorted(a["alert_id"] for a in found) == sorted(a["alert_id"] for _, a, _ in items)
