@@ -321,3 +321,21 @@ def test_only_a_deadline_passing_on_the_wall_clock_counts_as_fired_by_the_clock(
     opened_alerts = {m["severity"]: m for m in published if m["subject"] == "T-1#1" and m["status"] == "open"}
     assert opened_alerts["warning"]["clock"] == "event_time" and opened_alerts["breach"]["clock"] == "wall_clock"
     assert fired == [opened + 48 * HOUR]
+
+
+def test_no_figures_are_published_before_an_exporters_clock_has_started() -> None:
+    """While the worker still reads its input and nothing of an exporter has come, its clock has
+    not started: a snapshot "as of" 1970 would be a figure of no time (and a store would carry
+    it over every day since). Its figures come once its clock starts, as of that instant."""
+    network = LiveNetwork(_registry([registration()]), PolicyBook(DEFAULT_POLICY))
+    network.exporter(EXPORTER)
+    reading = InputProgress(caught_up=False, reached=0)
+    network.tick(T0, 2 * SECOND, lambda _: reading)
+    assert network.exporters[EXPORTER].clock.now == 0
+    assert network.snapshots(0, wall=T0) == []
+
+    opened = stamp(T0 - HOUR)
+    network.add(T0 - HOUR, EVENT_LINE.validate_python(ticket("o1", "opened", opened)), T0)
+    network.tick(T0, 2 * SECOND, lambda _: CAUGHT_UP)
+    snapshots = network.snapshots(0, wall=T0)
+    assert [(s["market"], s["as_of"]) for s in snapshots] == [("KE", opened)]  # on its event time

@@ -75,9 +75,6 @@ STORE_UP = Gauge("monitor_history_store_up",
                  "Whether the history sink's last store operation succeeded (1 yes, 0 no)")
 COMMITTED = Counter("monitor_history_batches_committed_total",
                     "Batches whose offsets the history sink committed after storing them (batches)")
-STALLS = Counter("monitor_history_write_stalls_total",
-                 "Batch writes given up after the sink's write timeout (20 s, longer on each "
-                 "attempt after a stall), rolled back and tried again on new connections (writes)")
 READ_DIRECTLY = Counter("monitor_history_records_read_directly_total",
                         "Records at the end of a quiet partition that the sink's consumer did not deliver, read "
                         "from the topic directly and stored (records)")
@@ -85,7 +82,6 @@ READ_DIRECTLY = Counter("monitor_history_records_read_directly_total",
 QUIET_SECONDS = 2.0  # a partition that delivered nothing this long is read past the consumer's position
 RECHECK_SECONDS = 30.0  # and read so again at this interval while it stays quiet
 PENDING_SECONDS = 10.0  # a partition whose consumer knows of more records is read so only after this long
-WRITE_TIMEOUT = 20.0  # a batch write not done this long is given up and tried again (twice as long, ...)
 # the consumer options that belong to a consumer group, left out of the sink's direct reads
 _GROUP_OPTIONS = frozenset({"session_timeout_ms", "heartbeat_interval_ms", "rebalance_timeout_ms",
                             "group_instance_id"})
@@ -121,8 +117,7 @@ class HistorySink:
                  policies: list[AppliedPolicy] | None = None,
                  registry: Mapping[str, ExporterRegistration] | None = None, batch_size: int = 500,
                  poll_seconds: float = 0.5, recheck_seconds: float = RECHECK_SECONDS,
-                 pending_seconds: float = PENDING_SECONDS, write_timeout: float = WRITE_TIMEOUT,
-                 backoff_initial: float = 0.2,
+                 pending_seconds: float = PENDING_SECONDS, backoff_initial: float = 0.2,
                  backoff_max: float = 10.0,
                  consumer_options: Mapping[str, Any] | None = None, webhooks: Sequence[Webhook] = ()) -> None:
         self.bootstrap = bootstrap
@@ -135,8 +130,6 @@ class HistorySink:
         self.poll_seconds = poll_seconds
         self.recheck_seconds = recheck_seconds  # how often a quiet partition is read past the consumer's position
         self.pending_seconds = pending_seconds  # how long a consumer that knows of more records is trusted
-        self.write_timeout = write_timeout  # seconds a batch write may take before it is given up and tried again
-        self._stalls = 0  # batch writes given up in a row
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.consumer_options = dict(consumer_options or {})
@@ -357,21 +350,8 @@ class HistorySink:
         return items
 
     async def _write(self, store: HistoryStore, items: list[tuple[str, dict[str, Any], Source]]) -> None:
-        """One batch in one transaction, given `write_timeout` seconds (more on each attempt after a
-        stall): a write that has not finished by then is rolled back, the store's connections are
-        replaced, and TimeoutError raised (tried again by `_retrying`). A database driver has been
-        seen to leave a statement's result unanswered for good (aiosqlite 0.22 under load, seldom);
-        the sink must not stand still behind it."""
         started = time.perf_counter()
-        timeout = self.write_timeout * (1 + self._stalls)
-        try:
-            counts = await asyncio.wait_for(store.record_batch_counts(items), timeout)
-        except TimeoutError:
-            self._stalls += 1
-            STALLS.inc()
-            await store.replace_connections()
-            raise TimeoutError(f"a batch of {len(items)} records was not written within {timeout:.0f} s") from None
-        self._stalls = 0
+        counts = await store.record_batch_counts(items)
         WRITE_SECONDS.observe(time.perf_counter() - started)
         for kind, count in counts.items():
             ROWS_WRITTEN.labels(kind).inc(count)

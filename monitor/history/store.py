@@ -239,10 +239,6 @@ class HistoryStore:
         """Close every connection; the store cannot be used afterwards."""
         await self._engine.dispose()
 
-    async def replace_connections(self) -> None:
-        """Close the pooled connections; the next operation opens new ones (after a driver stalled)."""
-        await self._engine.dispose()
-
     async def ping(self) -> bool:
         """Whether the database answers a query now (for readiness checks); never raises."""
         try:

@@ -647,11 +647,15 @@ class LiveNetwork:
         """ComplianceSnapshot documents of every market whose figures may have changed; with the
         wall-clock instant `wall`, as of each exporter's own clock and with its freshness."""
         result = []
+        waiting: dict[str, set[str]] = {}
         for exporter_id, markets in self.dirty_markets.items():
             live = self.exporters[exporter_id]
             if wall is not None:
+                if not live.clock.now:  # its clock has not started (no data yet, the input still read): as of no time
+                    waiting[exporter_id] = markets
+                    continue
                 result.extend(live.figures(live.clock.now, markets, freshness=live.clock.freshness(wall)))
             else:
                 result.extend(live.figures(clock_of(exporter_id) if clock_of else clock, markets))
-        self.dirty_markets = {}
+        self.dirty_markets = waiting
         return result
