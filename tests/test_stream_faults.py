@@ -44,8 +44,8 @@ from tests.streaming import (
     unique_names,
 )
 
-# 4 exporters (one a distributor), 3 markets each, 20 days: about 43,000 events
-SPEC = NetworkSpec(seed=20261124, exporters=4, markets_per_exporter=3, start=date(2026, 3, 1), days=20)
+# 4 exporters (one a distributor), 3 markets each, 14 days: about 30,000 events
+SPEC = NetworkSpec(seed=20261124, exporters=4, markets_per_exporter=3, start=date(2026, 3, 1), days=14)
 SETTLE_TIMEOUT = 300.0  # generous: other tests may share the two cores
 READY_TIMEOUT = 120.0
 IDLE = 4.0  # "settled": the expected alerts stand and nothing new came for this long
