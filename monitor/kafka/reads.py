@@ -78,6 +78,13 @@ async def fetch_from(consumer: Any, starts: Mapping[Any, int], *, through: Mappi
     return found
 
 
+async def _last_batch(consumer: Any, tps: list[Any], timeout: float) -> tuple[dict[Any, int], dict[Any, list[Any]]]:
+    """Each partition's reported end offset, and its records from that end less one to its true end."""
+    ends = await consumer.end_offsets(tps)
+    starts = {tp: end - 1 for tp, end in ends.items() if end > 0}
+    return ends, await fetch_from(consumer, starts, through=starts, timeout=timeout)
+
+
 async def last_batches(kafka: KafkaTarget, partitions: list[tuple[str, int]], timeout: float = 10.0
                        ) -> dict[tuple[str, int], tuple[list[tuple[bytes | None, bytes | None]], int]]:
     """The records (key, value) from each partition's reported end offset less one to its true end,
@@ -92,9 +99,7 @@ async def last_batches(kafka: KafkaTarget, partitions: list[tuple[str, int]], ti
 
     tps = {TopicPartition(topic, partition): (topic, partition) for topic, partition in partitions}
     async with direct_consumer(kafka) as consumer:
-        ends = await consumer.end_offsets(list(tps))
-        starts = {tp: end - 1 for tp, end in ends.items() if end > 0}
-        found = await fetch_from(consumer, starts, through=starts, timeout=timeout)
+        ends, found = await _last_batch(consumer, list(tps), timeout)
     return {name: ([(r.key, r.value) for r in found.get(tp, [])],
                    sum(1 for r in found.get(tp, []) if r.offset >= ends[tp])) for tp, name in tps.items()}
 
@@ -108,9 +113,7 @@ async def true_ends(kafka: KafkaTarget, partitions: list[tuple[str, int]], timeo
 
     tps = {TopicPartition(topic, partition): (topic, partition) for topic, partition in partitions}
     async with direct_consumer(kafka) as consumer:
-        ends = await consumer.end_offsets(list(tps))
-        starts = {tp: end - 1 for tp, end in ends.items() if end > 0}
-        found = await fetch_from(consumer, starts, through=starts, timeout=timeout)
+        ends, found = await _last_batch(consumer, list(tps), timeout)
     return {name: max([ends[tp], *(r.offset + 1 for r in found.get(tp, []))]) for tp, name in tps.items()}
 
 

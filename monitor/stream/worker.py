@@ -554,9 +554,10 @@ class StreamWorker:
         """On a broker reporting ends short, while a backlog is read and just after: read the last
         batch of each event partition routed to its reported end since that end moved, to learn
         whether records past it are still to come (`_at_true_end`)."""
-        now = time.monotonic()
-        if not self.short_end_offsets or (self._caught_up_at is not None
-                                          and now - self._caught_up_at >= END_SETTLE_SECONDS):
+        if not self.short_end_offsets:
+            return
+        if self._caught_up_at is not None and time.monotonic() - self._caught_up_at >= END_SETTLE_SECONDS:
+            self.true_ends.clear()  # live: no end holds the clock any more (`input_progress`)
             return
         due: dict[tuple[str, int], int] = {}  # (topic, partition) -> the end its consumer reported
         for tp_key, waiting in self.lag.items():
