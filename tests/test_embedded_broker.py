@@ -25,7 +25,8 @@ from click.testing import CliRunner
 
 from monitor.cli import main
 from monitor.embedded.broker import BrokerUnavailable, EmbeddedBroker, free_port, resolve_binary
-from monitor.stream.topics import TopicNames, ensure_topics
+from monitor.stream.topics import CHANGELOG_CONFIG, TopicNames, ensure_topics
+from monitor.stream.worker import changelog_topics
 from tests.services.required import needs
 
 KCAT = Path("/usr/bin/kcat")
@@ -90,6 +91,24 @@ async def test_ensure_topics_creates_the_missing_topics_once(embedded_bootstrap:
                 for response in configs for _code, _message, _kind, name, entries in response.resources}
     assert policies == {topic: "compact" if topic in (names.registry, names.compliance) else None
                         for topic in names.all}
+
+
+async def test_ensure_topics_creates_a_workers_changelogs_compacted_as_faust_would(embedded_bootstrap: str) -> None:
+    names = TopicNames.of(f"c{uuid4().hex[:8]}.")
+    changelogs = changelog_topics(f"{names.prefix}monitor")
+    created = await ensure_topics(embedded_bootstrap, names, partitions=3, changelogs=changelogs)
+    assert set(changelogs) <= set(created)
+    admin = AIOKafkaAdminClient(bootstrap_servers=embedded_bootstrap)
+    await admin.start()
+    try:
+        configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in changelogs])
+    finally:
+        await admin.close()
+    found = {name: dict(entry[:2] for entry in entries)
+             for response in configs for _code, _message, _kind, name, entries in response.resources}
+    for topic in changelogs:
+        assert found[topic]["cleanup.policy"] == "compact", topic
+        assert {key: found[topic].get(key) for key in CHANGELOG_CONFIG} == CHANGELOG_CONFIG, topic
 
 
 async def test_racing_creators_each_create_some_and_none_fails(embedded_bootstrap: str) -> None:

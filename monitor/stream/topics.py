@@ -96,7 +96,8 @@ class TopicNames:
 
 
 async def ensure_topics(kafka: KafkaTarget, names: TopicNames, partitions: int = 8, replication: int = 1,
-                        extra_config: Mapping[str, str] | None = None, internal: tuple[str, ...] = ()) -> list[str]:
+                        extra_config: Mapping[str, str] | None = None, internal: tuple[str, ...] = (),
+                        changelogs: tuple[str, ...] = ()) -> list[str]:
     """Create whichever of the monitor's topics do not exist yet; return the names it created.
 
     `kafka` is the bootstrap servers, or the client options of `monitor.kafka.kafka_client_options`
@@ -104,7 +105,10 @@ async def ensure_topics(kafka: KafkaTarget, names: TopicNames, partitions: int =
     registry and compliance also get cleanup.policy=compact. `extra_config` is
     added to every topic's config. `internal` names more topics to create the same way (a
     worker's internal topic: made before its consumer joins the group, so the group's first
-    assignment already has its partitions). Topics that already exist, or that another
+    assignment already has its partitions), `changelogs` the changelog topics of a worker's
+    tables (compacted, with CHANGELOG_CONFIG: as Faust would make them, but before the group's
+    first assignment, which would otherwise lack one made a moment too late, and rebalance
+    seconds later when it appears). Topics that already exist, or that another
     process creates at the same time, are left as they are (their partition
     count is not checked or changed). Raises aiokafka's KafkaError when the
     broker cannot be reached or refuses a topic for any other reason.
@@ -118,13 +122,15 @@ async def ensure_topics(kafka: KafkaTarget, names: TopicNames, partitions: int =
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = [topic for topic in (*names.all, *internal) if topic not in existing]
+        wanted = [topic for topic in (*names.all, *internal, *changelogs) if topic not in existing]
         if not wanted:
             return []
-        compacted = set(names.compacted)
+        compacted = {*names.compacted, *changelogs}
         new = []
         for topic in wanted:
             config = dict(extra_config or {})
+            if topic in changelogs:
+                config.update(CHANGELOG_CONFIG)
             if topic in compacted:
                 config["cleanup.policy"] = "compact"
             if topic == names.deadletter:

@@ -90,6 +90,7 @@ from monitor.stream.metrics import (
     fetch_page,
     merge_pages,
 )
+from monitor.stream.producer import use_tracking_producer
 from monitor.stream.settings import WorkerSettings
 from monitor.stream.stages import (
     WATCH_SECONDS,
@@ -125,6 +126,14 @@ def _assignor_options(settings: WorkerSettings) -> dict[str, Any]:
 
 def now_micros() -> Micros:
     return time.time_ns() // 1000
+
+
+STATE_TABLE, PUBLISHED_TABLE = "exporters", "published"  # the judging stage's tables
+
+
+def changelog_topics(app_id: str) -> tuple[str, ...]:
+    """The changelog topics of the judging stage's tables (named as Faust names them)."""
+    return tuple(f"{app_id}-{table}-changelog" for table in (STATE_TABLE, PUBLISHED_TABLE))
 
 
 def _floor_key(partition: int) -> bytes:
@@ -268,6 +277,7 @@ class StreamWorker:
             key_serializer="raw",
             value_serializer="raw",
         )
+        use_tracking_producer(app)  # see monitor.stream.producer: a flush that never ends otherwise
         self.sender_id = f"{s.app_id}:{id(self):x}:{time.time_ns():x}"
         self.inputs = app.topic(names.tickets, names.stock, names.outlets, names.registry,
                                 key_serializer="raw", value_serializer="raw")
@@ -291,10 +301,10 @@ class StreamWorker:
             # each exporter's checkpoint (`P|exporter|c<slot><chunk>`) and its partition's floor
             # (`P||floor`), and every alert message published (`P|exporter|alert_id`)
             self.state_table: Any = app.tables.add(PartitionKeyedTable(
-                app, name="exporters", default=None, partitions=s.partitions, beacon=app.tables.beacon,
+                app, name=STATE_TABLE, default=None, partitions=s.partitions, beacon=app.tables.beacon,
                 key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
             self.published_table: Any = app.tables.add(PartitionKeyedTable(
-                app, name="published", default=None, partitions=s.partitions, beacon=app.tables.beacon,
+                app, name=PUBLISHED_TABLE, default=None, partitions=s.partitions, beacon=app.tables.beacon,
                 key_type=bytes, value_type=bytes, extra_topic_configs=CHANGELOG_CONFIG))
             self._changelogs = {id(table): table.changelog_topic.get_topic_name()
                                 for table in (self.state_table, self.published_table)}
@@ -1268,13 +1278,12 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
 
     names = TopicNames.of(settings.topic_prefix)
     kafka = kafka_client_options(settings)
-    # the internal topic too: made by Faust, it could be missing from the metadata of the group's
-    # first assignment (Apache Kafka), which would then give the judging stage no partition
-    created = asyncio.run(ensure_topics(kafka, names, partitions=settings.partitions,
-                                        replication=settings.topic_replication,
-                                        internal=(names.internal(settings.app_id),)))
-    if created:
-        log.info("created topics: %s", ", ".join(created))
+    # the internal topic and the changelogs too: made by Faust, one could be missing from the
+    # metadata of the group's first assignment (Apache Kafka), which would then give the judging
+    # stage no partition, or rebalance seconds later when the metadata shows it
+    asyncio.run(ensure_topics(kafka, names, partitions=settings.partitions, replication=settings.topic_replication,
+                              internal=(names.internal(settings.app_id),),
+                              changelogs=changelog_topics(settings.app_id)))
     short_end_offsets = asyncio.run(reports_short_end_offsets(kafka))
 
     def run_intake(intake_settings: WorkerSettings) -> None:
