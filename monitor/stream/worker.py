@@ -96,12 +96,14 @@ from monitor.stream.stages import (
     WATCH_SECONDS,
     Stage,
     StageProcess,
+    StageWorker,
     StopTogether,
     carry_committed_offsets,
     intake_group,
     parent_pid,
     run_history_stage,
 )
+from monitor.stream.tables import DeclaredTableManager
 from monitor.stream.topics import CHANGELOG_CONFIG, TopicNames
 
 log = logging.getLogger(__name__)
@@ -274,6 +276,7 @@ class StreamWorker:
             producer_acks=-1,
             producer_max_request_size=16 * 1024 * 1024,
             producer_linger=0.005,
+            TableManager=DeclaredTableManager,  # no second's pause at start (see monitor.stream.tables)
             key_serializer="raw",
             value_serializer="raw",
         )
@@ -1327,7 +1330,7 @@ def run_worker(settings: WorkerSettings, registry: Mapping[str, ExporterRegistra
 
 def _run_app(worker: StreamWorker, *services: Any) -> None:
     """Run a stage's Faust app (with `services` in its event loop) until it stops."""
-    runner = faust.Worker(worker.app, *services, override_logging=False)
+    runner = StageWorker(worker.app, *services, override_logging=False)
     runner.spinner = None  # it would print to stdout; "Ready" is logged instead
     try:
         runner.execute_from_commandline()
