@@ -6,7 +6,8 @@
   the embedded broker and on Apache Kafka (test ids `[embedded]` and `[kafka]`).
 - `postgres_admin_dsn`: a PostgreSQL server (MONITOR_TEST_POSTGRES, or one started here).
 
-Tests share a broker, so each uses its own topic names. A service that cannot run here fails
+Every test that needs none of them and is not marked `heavy` is marked `unit` (`pytest -m unit`,
+the fast subset). Tests share a broker, so each uses its own topic names. A service that cannot run here fails
 the tests that need it under CI=true and skips them elsewhere, with what to install.
 """
 
@@ -71,6 +72,23 @@ def kafka_bootstrap(request: pytest.FixtureRequest, broker_kind: str) -> str:
         bootstrap = cluster.bootstrap
     BROKER_KINDS[bootstrap] = broker_kind
     return bootstrap
+
+
+# a test that takes one of these (directly or through another fixture) talks to a real service
+SERVICE_FIXTURES = frozenset({"embedded_bootstrap", "apache_kafka", "broker_kind", "kafka_bootstrap",
+                              "postgres_admin_dsn", "kafka_cluster", "whole_cluster"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `unit` every test that needs no real service (no fixture of one, no PostgreSQL
+    parameter) and is not `heavy` (a module or test starting processes of its own, or checking
+    properties for seconds, says so): `pytest -m unit` is the fast subset."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and any("postgres" in str(value) for value in callspec.params.values())
+        if not fixtures & SERVICE_FIXTURES and not on_postgres and item.get_closest_marker("heavy") is None:
+            item.add_marker(pytest.mark.unit)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -14,8 +14,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from monitor.embedded.broker import free_port
 from tests.streaming import ROOT
+
+pytestmark = pytest.mark.heavy  # runs `monitor demo` in processes of its own
 
 
 def _alive(pid: int) -> bool:

@@ -25,6 +25,8 @@ import yaml
 
 from tests.promtool import PROMTOOL, needs_promtool
 
+pytestmark = pytest.mark.heavy  # runs promtool over deploy/'s Prometheus files
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"

@@ -29,6 +29,8 @@ from monitor.stream.topics import CHANGELOG_CONFIG, TopicNames, ensure_topics
 from monitor.stream.worker import changelog_topics
 from tests.services.required import needs
 
+pytestmark = pytest.mark.heavy  # starts embedded brokers of its own
+
 KCAT = Path("/usr/bin/kcat")
 needs_kcat = needs(KCAT.exists(), "Debian's kcat is not installed (apt-get install kcat)")
 

@@ -55,6 +55,8 @@ from tests.streaming import (
     unique_names,
 )
 
+pytestmark = pytest.mark.heavy  # starts brokers of its own, with TLS and SCRAM
+
 MECHANISM = "SCRAM-SHA-512"
 BROKER_USER, BROKER_PASSWORD = "broker", "broker-pw-3kQ"
 MONITOR_USER, MONITOR_PASSWORD = "monitor", "monitor-pw-Z8t"

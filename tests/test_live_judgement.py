@@ -99,6 +99,7 @@ def test_in_event_time_order_it_publishes_what_evaluate_computes() -> None:
     assert retracted == []  # nothing raised that later data disproved
 
 
+@pytest.mark.heavy  # twelve generated networks, each judged live and by `evaluate`: seconds
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), flush_every=st.integers(50, 3000),
        window_hours=st.sampled_from([0, 1, 24]))

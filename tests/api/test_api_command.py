@@ -17,6 +17,8 @@ from monitor.cli import main
 from monitor.embedded.broker import free_port
 from tests.api.conftest import NO_BROKER, Filled, Tokens
 
+pytestmark = pytest.mark.heavy  # runs `monitor api` in a process of its own
+
 
 def test_help_says_how_to_reach_it_and_stop_it() -> None:
     result = CliRunner().invoke(main, ["api", "--help"])

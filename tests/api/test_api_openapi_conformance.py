@@ -18,6 +18,8 @@ from schemathesis import GenerationMode, checks
 
 from tests.api.conftest import Tokens
 
+pytestmark = pytest.mark.heavy  # every operation against the OpenAPI document, over many generated cases
+
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,

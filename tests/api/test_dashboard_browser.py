@@ -29,8 +29,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 MARKET_OBLIGATIONS = ("response_48h", "parts_inventory", "emergency_coverage")
 
-pytestmark = needs(CHROMIUM.exists(), f"no Chromium at {CHROMIUM} to drive the dashboard with "
-                                       "(apt-get install chromium)")
+pytestmark = [pytest.mark.heavy, needs(CHROMIUM.exists(), f"no Chromium at {CHROMIUM} to drive the dashboard with "
+                                       "(apt-get install chromium)")]
 
 
 @dataclass

@@ -34,6 +34,8 @@ from tests.delivery.support import (
 from tests.promtool import PROMTOOL, promtool_problems
 from tests.streaming import ROOT
 
+pytestmark = pytest.mark.heavy  # runs `monitor deliver` in a process of its own
+
 
 class DeliverProcess:
     """`python -m monitor deliver` in its own process, with its own log file."""
