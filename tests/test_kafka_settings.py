@@ -216,6 +216,7 @@ def test_bad_tls_files_are_refused(monkeypatch: pytest.MonkeyPatch, pki: Pki, tm
     assert "cannot be loaded with MONITOR_KAFKA_SSL_KEYFILE" in wrong_password["kafka_ssl_certfile"]
 
 
+@pytest.mark.heavy  # runs the monitor's commands in processes of their own
 def test_a_command_refuses_sasl_without_a_user_at_start_and_never_prints_the_password(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if not name.startswith("MONITOR_")}
     env.update({"MONITOR_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "MONITOR_KAFKA_SASL_PASSWORD": "do-not-print-me",

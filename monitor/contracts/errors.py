@@ -25,6 +25,19 @@ _TYPE_MEANING = {
 }
 
 
+# a value given that is longer than this is cut in the one-line reason (the errors keep it whole,
+# and a dead letter the input too): a megabyte-long event_id made a megabyte-long log line
+SHOWN_CHARACTERS = 80
+
+
+def shown(given: Any) -> str:
+    """`given` as the one-line reason quotes it: its repr, cut after SHOWN_CHARACTERS with its length."""
+    text = repr(given)
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return f"{text[:SHOWN_CHARACTERS]}… ({len(str(given)):,} characters)"
+
+
 def field_path(loc: tuple[int | str, ...], skip_tag: bool = False) -> str:
     parts = list(loc[1:] if skip_tag and loc else loc)
     path = ""
@@ -64,6 +77,6 @@ def explain(exc: ValidationError, *, skip_tag: bool = False) -> tuple[str, list[
             entry["given"] = given
         errors.append(entry)
     reason = "; ".join(
-        f"{e['field']} {e['problem']}" + (f" (got {e['given']!r})" if "given" in e else "") for e in errors
+        f"{e['field']} {e['problem']}" + (f" (got {shown(e['given'])})" if "given" in e else "") for e in errors
     )
     return reason, errors

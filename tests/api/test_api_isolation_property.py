@@ -94,6 +94,7 @@ def _check(response: httpx.Response, sees: set[str]) -> None:
         assert set(_ids_named(response.json())) <= sees
 
 
+@pytest.mark.heavy  # 150 generated requests: seconds
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_an_automaker_never_gets_another_exporters_data(client: httpx.Client, tokens: Tokens, filled: Filled,
