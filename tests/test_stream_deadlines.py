@@ -85,16 +85,23 @@ def wait_for(bootstrap: str, names: TopicNames, ticket_id: str, severity: str, s
     return messages
 
 
+def open_and_wait(bootstrap: str, live: tuple[TopicNames, WorkerProcess], tag: str, ticket_id: str,
+                  opened: datetime, severity: str) -> list[dict[str, Any]]:
+    """Produce a heartbeat of the present and `ticket_id` opened at `opened`; every alert message
+    once its first `severity` has opened, with no further event (the worker still running)."""
+    names, worker = live
+    asyncio.run(produce(bootstrap, [heartbeat(names, f"hb-{tag}"), ticket(names, f"{tag}-1", "opened", ticket_id,
+                                                                          opened)]))
+    messages = wait_for(bootstrap, names, ticket_id, severity, "open", worker=worker)
+    assert worker.process is not None and worker.process.poll() is None, worker.tail()
+    return messages
+
+
 def test_breach_is_raised_at_the_deadline_with_no_further_event(
         kafka_bootstrap: str, live: tuple[TopicNames, WorkerProcess]) -> None:
-    names, worker = live
     opened = wall_now() - timedelta(hours=48) + timedelta(seconds=4)
     deadline = opened + timedelta(hours=48)
-    events = [heartbeat(names, "hb-d"), ticket(names, "d-1", "opened", "T-DUE", opened)]
-    asyncio.run(produce(kafka_bootstrap, events))
-
-    messages = wait_for(kafka_bootstrap, names, "T-DUE", "breach", "open", worker=worker)
-    assert worker.process is not None and worker.process.poll() is None, worker.tail()
+    messages = open_and_wait(kafka_bootstrap, live, "d", "T-DUE", opened, "breach")
 
     [breach] = response_alerts(messages, "T-DUE", "breach")
     assert breach["exporter_id"] == EXPORTER and breach["market"] == "KE"
@@ -119,14 +126,9 @@ def test_breach_is_raised_at_the_deadline_with_no_further_event(
 
 def test_warning_is_raised_at_warn_at_with_no_further_event(
         kafka_bootstrap: str, live: tuple[TopicNames, WorkerProcess]) -> None:
-    names, worker = live
     opened = wall_now() - timedelta(hours=36) + timedelta(seconds=4)
     warn_at = opened + timedelta(hours=36)
-    events = [heartbeat(names, "hb-w"), ticket(names, "w-1", "opened", "T-RISK", opened)]
-    asyncio.run(produce(kafka_bootstrap, events))
-
-    messages = wait_for(kafka_bootstrap, names, "T-RISK", "warning", "open", worker=worker)
-    assert worker.process is not None and worker.process.poll() is None, worker.tail()
+    messages = open_and_wait(kafka_bootstrap, live, "w", "T-RISK", opened, "warning")
 
     [warning] = response_alerts(messages, "T-RISK")
     assert warning["severity"] == "warning" and warning["status"] == "open"

@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from monitor.stream.topics import CHANGELOG_CONFIG, DEADLETTER_MAX_MESSAGE_BYTES, TopicNames
+from monitor.stream.worker import changelog_topics
 from tests.cluster.conftest import MIN_INSYNC, REPLICATION
 from tests.postgres import run_apart
 from tests.services.kafka import _QUIET_LOG4J, KafkaCluster
@@ -101,7 +102,7 @@ def test_the_deploy_job_makes_the_topics_a_worker_expects(whole_cluster: KafkaCl
         log = worker.log_path.read_text(errors="replace")
     created = [line for line in log.splitlines() if "monitor.stream.topics: created topics" in line]
     assert len(created) == 1, created
-    changelogs = [f"{worker.app_id}-{table}-changelog" for table in ("exporters", "published")]
+    changelogs = list(changelog_topics(worker.app_id))
     made = created[0].split("created topics ", 1)[1].split(" (", 1)[0].split(", ")
     assert sorted(made) == sorted([names.internal(worker.app_id), *changelogs]), created
     # its changelogs are compacted within minutes, so a takeover reads little
